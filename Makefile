@@ -1,0 +1,49 @@
+# cosim: the two README commands (`make demo`, `make test`) and their set-up.
+# Idempotent: ngspice is installed only when missing, .venv is rebuilt only
+# when setup.cfg or pyproject.toml change.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.cosim-installed
+# The CPU wheel of torch; override (e.g. TORCH='torch --index-url https://download.pytorch.org/whl/cpu') elsewhere.
+TORCH  ?= torch==2.13.0
+DEMO   := demo-run
+
+.PHONY: demo test test-slow setup ngspice netlists bench clean
+
+demo: setup
+	$(BIN)/cosim example tile4 --out-dir $(DEMO)
+	$(BIN)/cosim tile --conductance $(DEMO)/G.npy --voltage $(DEMO)/V.npy \
+	    --r-wire 1 --r-driver 10 --access nmos --engine spice --out $(DEMO)/tile.h5
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+setup: ngspice $(STAMP)
+
+ngspice:
+	@if ! command -v ngspice >/dev/null 2>&1 || ! ldconfig -p | grep -q 'libngspice.so.0'; then \
+	    echo "installing ngspice and libngspice0 with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngspice libngspice0; \
+	fi
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Regenerate the golden netlists under netlists/ (review the diff, then commit).
+netlists: setup
+	$(BIN)/cosim netlist --golden netlists
+
+bench: setup
+	$(BIN)/python bench/spice_tile.py
+
+clean:
+	rm -rf $(VENV) $(DEMO) build *.egg-info

@@ -1,0 +1,91 @@
+"""Tile engines behind one call: `solve(spec, voltages, engine=...)`.
+
+- 'ideal': current = v @ G with the DAC's voltages (no wires, no access
+  device, ideal TIA): the reference every test can lean on.
+- 'spice': the tile's netlist run in ngspice (`.op` with frozen states, or
+  `.tran` with live VTEAM states).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from cosim import peripherals
+from cosim.config import TranSpec
+from cosim.errors import InputError
+from cosim.netlist import dac_output, tile_netlist
+from cosim.rawfile import Plot
+from cosim.spice import run_netlist
+from cosim.tile import TileSpec
+
+ENGINES = ("spice", "ideal")
+
+
+@dataclass
+class TileResult:
+    """Column outputs of a tile for a batch of B input vectors.
+
+    Attributes:
+        current: current into each column's TIA, (B, C) (A).
+        vout: TIA output voltages, (B, C) (V).
+        adc_code: ADC codes, (B, C) integers, or None without ADCs.
+        engine: the engine that produced it.
+        wall_s: wall-clock time of the solve (s).
+        netlist: the ngspice netlist (spice engine).
+        log: ngspice's log (spice engine).
+        waveforms: one dict of vectors per input vector (transients), with `time` (s).
+    """
+
+    current: np.ndarray
+    vout: np.ndarray
+    adc_code: np.ndarray | None
+    engine: str
+    wall_s: float
+    netlist: str | None = None
+    log: str | None = None
+    waveforms: list[dict[str, np.ndarray]] | None = None
+
+
+def solve(spec: TileSpec, voltages: np.ndarray, engine: str = "spice", **options) -> TileResult:
+    """Column currents and outputs of `spec` for row voltages (R,) or (B, R) (V)."""
+    if engine == "ideal":
+        return solve_ideal(spec, voltages)
+    if engine == "spice":
+        return solve_spice(spec, voltages, **options)
+    raise InputError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+
+
+def solve_ideal(spec: TileSpec, voltages: np.ndarray) -> TileResult:
+    """current = v_dac @ G; vout = rs * current; codes from the ADC formula."""
+    start = time.perf_counter()
+    current = dac_output(spec, voltages) @ spec.conductance
+    vout = spec.tia.rs * current
+    codes = None if spec.adc.bits is None else peripherals.adc_codes(vout, spec.adc.bits, spec.adc.vfs)
+    return TileResult(current, vout, codes, "ideal", time.perf_counter() - start)
+
+
+def solve_spice(spec: TileSpec, voltages: np.ndarray, mode: str = "op", tran: TranSpec | None = None,
+                timeout_s: float = 600.0, save_all: bool = False) -> TileResult:
+    """Run the tile in ngspice; in transients the outputs are read at the ADC sample time."""
+    v = spec.check_voltages(voltages)
+    tran = tran or TranSpec()
+    text = tile_netlist(spec, v, mode=mode, tran=tran, save_all=save_all)
+    run = run_netlist(text, timeout_s=timeout_s, expect_plots=v.shape[0])
+    cols = range(spec.cols)
+
+    def at_sample(plot: Plot, name: str) -> float:
+        values = plot[name]
+        return float(values[0]) if mode == "op" else float(np.interp(tran.t_sample, plot["time"], values))
+
+    current = np.array([[at_sample(p, f"i(vsense_c{j})") for j in cols] for p in run.plots])
+    vout = np.array([[at_sample(p, f"v(tia_c{j})") for j in cols] for p in run.plots])
+    codes = None
+    if spec.adc.bits is not None:
+        # op: the ADC quantises continuously; tran: the code held after the sample.
+        codes = np.array([[p[f"v(adc_c{j})"][-1] for j in cols] for p in run.plots])
+        codes = np.rint(codes).astype(np.int64)
+    waveforms = [dict(p.vectors) for p in run.plots] if mode == "tran" else None
+    return TileResult(current, vout, codes, "spice", run.wall_s, run.netlist, run.log, waveforms)

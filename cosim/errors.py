@@ -1,0 +1,48 @@
+"""One error hierarchy: every user mistake or simulator failure is a CosimError
+whose message is one line saying what went wrong and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CosimError(Exception):
+    """Base of every error cosim raises on purpose; its message is one line."""
+
+
+class InputError(CosimError):
+    """A file, array or option given by the user is missing or invalid."""
+
+
+class NgspiceNotFound(CosimError):
+    """ngspice is not installed (or not on PATH)."""
+
+
+class SpiceError(CosimError):
+    """ngspice failed; carries the netlist, the log and the run directory.
+
+    Args:
+        message: one line: what failed and what to try.
+        netlist: the netlist text that was run.
+        log: ngspice's stdout and stderr.
+        run_dir: the directory the run used (kept when a run fails).
+    """
+
+    def __init__(self, message: str, *, netlist: str = "", log: str = "",
+                 run_dir: Path | None = None) -> None:
+        super().__init__(message)
+        self.netlist = netlist
+        self.log = log
+        self.run_dir = run_dir
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last `lines` lines of the ngspice log, for error reports."""
+        return "\n".join(self.log.splitlines()[-lines:])
+
+
+class SpiceConvergenceError(SpiceError):
+    """ngspice did not converge, even after gmin and source stepping."""
+
+
+class SpiceTimeout(SpiceError):
+    """ngspice ran past its time limit and was killed."""
