@@ -167,6 +167,14 @@ class TiaSpec:
             raise InputError(f"TIA feedback resistance rs must be > 0 ohm, got {self.rs}")
 
 
+def _check_converter(kind: str, bits: int | None, vfs: float) -> None:
+    """One line for a DAC/ADC resolution or full scale out of range."""
+    if bits is not None and not (isinstance(bits, int) and 2 <= bits <= 24):
+        raise InputError(f"{kind} bits must be an integer from 2 to 24 (or None), got {bits}")
+    if not vfs > 0:
+        raise InputError(f"{kind} full scale vfs must be > 0 V, got {vfs}")
+
+
 @dataclass(frozen=True)
 class DacSpec:
     """Row DACs (circuits/dac.cir): signed, symmetric, mid-tread.
@@ -184,10 +192,7 @@ class DacSpec:
     rise: float = 1e-9
 
     def __post_init__(self) -> None:
-        if self.bits is not None and not (isinstance(self.bits, int) and 2 <= self.bits <= 24):
-            raise InputError(f"DAC bits must be an integer from 2 to 24 (or None), got {self.bits}")
-        if not self.vfs > 0:
-            raise InputError(f"DAC full scale vfs must be > 0 V, got {self.vfs}")
+        _check_converter("DAC", self.bits, self.vfs)
 
 
 @dataclass(frozen=True)
@@ -203,10 +208,7 @@ class AdcSpec:
     vfs: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.bits is not None and not (isinstance(self.bits, int) and 2 <= self.bits <= 24):
-            raise InputError(f"ADC bits must be an integer from 2 to 24 (or None), got {self.bits}")
-        if not self.vfs > 0:
-            raise InputError(f"ADC full scale vfs must be > 0 V, got {self.vfs}")
+        _check_converter("ADC", self.bits, self.vfs)
 
 
 @dataclass(frozen=True)

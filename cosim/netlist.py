@@ -212,24 +212,20 @@ def _cells(spec: TileSpec, nodes: _Nodes, mode: str) -> list[str]:
         out.append(f"Vwl wl 0 DC {_g(spec.nmos.v_wordline)}")
         geometry = f"w={_g(spec.nmos.width)} l={_g(spec.nmos.length)}"
     out.append("* Cells: memristor from row line to column line" + (" through the access NMOS" if nmos else ""))
-    if mode == "op":
-        resistance = 1.0 / spec.conductance
-        for i in range(spec.rows):
-            for j in range(spec.cols):
-                bl, sl, r = nodes.row(i, j), nodes.col(i, j), _g(resistance[i, j])
-                if nmos:
-                    out.append(f"Xcell_{i}_{j} {bl} {sl} wl cell_1t1r_frozen params: r={r} {geometry}")
-                else:
-                    out.append(f"Rm_{i}_{j} {bl} {sl} {r}")
-    else:
-        states = spec.states
-        for i in range(spec.rows):
-            for j in range(spec.cols):
-                bl, sl, x0 = nodes.row(i, j), nodes.col(i, j), _g(states[i, j])
-                if nmos:
-                    out.append(f"Xcell_{i}_{j} {bl} {sl} wl x{i}_{j} cell_1t1r params: x0={x0} {geometry}")
-                else:
-                    out.append(f"Xm_{i}_{j} {bl} {sl} x{i}_{j} memristor params: x0={x0}")
+    frozen = mode == "op"
+    # op: each memristor is its resistance; tran: a live VTEAM instance at its state.
+    values = 1.0 / spec.conductance if frozen else spec.states
+    for i in range(spec.rows):
+        for j in range(spec.cols):
+            bl, sl, value = nodes.row(i, j), nodes.col(i, j), _g(values[i, j])
+            if frozen and nmos:
+                out.append(f"Xcell_{i}_{j} {bl} {sl} wl cell_1t1r_frozen params: r={value} {geometry}")
+            elif frozen:
+                out.append(f"Rm_{i}_{j} {bl} {sl} {value}")
+            elif nmos:
+                out.append(f"Xcell_{i}_{j} {bl} {sl} wl x{i}_{j} cell_1t1r params: x0={value} {geometry}")
+            else:
+                out.append(f"Xm_{i}_{j} {bl} {sl} x{i}_{j} memristor params: x0={value}")
     return out
 
 

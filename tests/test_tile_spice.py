@@ -124,3 +124,12 @@ def test_transient_below_threshold_settles_to_the_operating_point():
     wave = tran.waveforms[0]
     states = np.array([[wave[f"v(x{i}_{j})"] for j in range(3)] for i in range(3)])
     assert np.allclose(states[..., -1], spec.states, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_random_64x64_with_wires_matches_scipy_nodal_solve():
+    rng = np.random.default_rng(64)
+    g = 1.0 / rng.uniform(50.0, 1000.0, size=(64, 64))
+    v = rng.uniform(-0.3, 0.3, size=(2, 64))
+    result = solve(TileSpec(g, r_wire=1.0, r_driver=10.0), v)
+    assert rel_err(result.current, crossbar_currents(g, v, r_wire=1.0, r_driver=10.0)) < 1e-9
