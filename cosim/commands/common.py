@@ -1,0 +1,63 @@
+"""Options and loaders shared by the commands that take a tile from .npy files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from cosim.config import AdcSpec, DacSpec, NmosAccess, TiaSpec
+from cosim.errors import InputError
+from cosim.tile import TileSpec
+
+
+def load_npy(path: str, what: str) -> np.ndarray:
+    """A numeric .npy array, or one line saying what is wrong with the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{what} file {p} does not exist; give a .npy file made with numpy.save")
+    try:
+        return np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{what} file {p} is not a numeric .npy array ({exc}); "
+                         "save it with numpy.save") from None
+
+
+def add_tile_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """--conductance, --voltage and the wire, access and peripheral options."""
+    parser.add_argument("--conductance", required=required, metavar="G.npy",
+                        help="(R, C) device conductances in siemens")
+    parser.add_argument("--voltage", required=required, metavar="V.npy",
+                        help="row input voltages in volts, (R,) or (B, R)")
+    parser.add_argument("--r-wire", type=float, default=0.0, metavar="OHM",
+                        help="resistance of one wire segment (default 0)")
+    parser.add_argument("--r-driver", type=float, default=0.0, metavar="OHM",
+                        help="row driver output resistance (default 0)")
+    parser.add_argument("--access", choices=("none", "nmos"), default="none",
+                        help="memristor alone or 1T1R with the access NMOS (default none)")
+    parser.add_argument("--v-wordline", type=float, default=NmosAccess.v_wordline, metavar="V",
+                        help="access transistor gate voltage (default %(default)s V)")
+    parser.add_argument("--tia", choices=("ideal", "vcvs", "opamp"), default="ideal",
+                        help="TIA model (default ideal)")
+    parser.add_argument("--rs", type=float, default=TiaSpec.rs, metavar="OHM",
+                        help="TIA feedback resistance (default %(default)s ohm)")
+    parser.add_argument("--dac-bits", type=int, default=None, metavar="N",
+                        help="DAC resolution (default: exact voltages)")
+    parser.add_argument("--dac-vfs", type=float, default=DacSpec.vfs, metavar="V",
+                        help="DAC full scale (default %(default)s V)")
+    parser.add_argument("--adc-bits", type=int, default=None, metavar="N",
+                        help="ADC resolution (default: no ADC)")
+    parser.add_argument("--adc-vfs", type=float, default=AdcSpec.vfs, metavar="V",
+                        help="ADC full scale (default %(default)s V)")
+
+
+def tile_from_args(args: argparse.Namespace) -> tuple[TileSpec, np.ndarray]:
+    """The TileSpec and (B, R) voltages that the tile options describe."""
+    g = load_npy(args.conductance, "conductance")
+    v = load_npy(args.voltage, "voltage")
+    spec = TileSpec(g, r_wire=args.r_wire, r_driver=args.r_driver, access=args.access,
+                    nmos=NmosAccess(v_wordline=args.v_wordline), tia=TiaSpec(kind=args.tia, rs=args.rs),
+                    dac=DacSpec(bits=args.dac_bits, vfs=args.dac_vfs),
+                    adc=AdcSpec(bits=args.adc_bits, vfs=args.adc_vfs), name=Path(args.conductance).stem)
+    return spec, spec.check_voltages(v)

@@ -1,0 +1,60 @@
+"""`cosim tile`: solve one crossbar tile from .npy files and summarise it."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+import numpy as np
+
+from cosim.commands.common import add_tile_options, tile_from_args
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    tile = sub.add_parser("tile", help="solve one crossbar tile")
+    add_tile_options(tile)
+    tile.add_argument("--engine", choices=("spice", "ideal"), default="spice",
+                      help="ngspice or the ideal v@G reference (default spice)")
+    tile.add_argument("--timeout", type=float, default=600.0, metavar="S",
+                      help="ngspice wall-clock limit (default %(default)s s)")
+    tile.add_argument("--out", metavar="RESULT.h5", help="write current (B, C) A and vout (B, C) V here")
+    tile.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cosim.engines import solve
+    from cosim.provenance import versions
+    from cosim.store import atomic_h5, check_output_path, write_tile_group
+
+    spec, v = tile_from_args(args)
+    if args.out:
+        check_output_path(args.out)
+    options = {"timeout_s": args.timeout} if args.engine == "spice" else {}
+    result = solve(spec, v, engine=args.engine, **options)
+    if args.out:
+        with atomic_h5(args.out) as h5:
+            write_tile_group(h5, spec, v, result)
+            h5.attrs["versions"] = versions(spice=args.engine == "spice")
+            h5.attrs["command"] = shlex.join(["cosim", *sys.argv[1:]])
+    print_summary(spec, v, result.current, result.engine, result.wall_s)
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
+def print_summary(spec, v: np.ndarray, current: np.ndarray, engine: str, wall_s: float,
+                  max_columns: int = 8) -> None:
+    """Per-column currents of input vector 0 beside the ideal v@G (mA)."""
+    from cosim.engines import solve_ideal
+
+    ideal = solve_ideal(spec, v).current
+    print(f"tile {spec.rows}x{spec.cols}, engine {engine}, batch {v.shape[0]}: {wall_s:.3f} s "
+          f"(r_wire {spec.r_wire:g} ohm, r_driver {spec.r_driver:g} ohm, access {spec.access}, "
+          f"TIA {spec.tia.kind} rs {spec.tia.rs:g} ohm)")
+    print(f"{'column':>6} {'current mA':>12} {'ideal v@G mA':>13} {'ratio':>7}   (input vector 0)")
+    for j in range(min(spec.cols, max_columns)):
+        ratio = current[0, j] / ideal[0, j] if ideal[0, j] != 0 else float("nan")
+        print(f"{j:>6} {1e3 * current[0, j]:>12.5g} {1e3 * ideal[0, j]:>13.5g} {ratio:>7.4f}")
+    if spec.cols > max_columns:
+        print(f"   ... {spec.cols - max_columns} more columns in the output file")
