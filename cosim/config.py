@@ -233,3 +233,69 @@ class TranSpec:
                              f"t_stop={self.t_stop}")
         if not 0 < self.t_sample < self.t_stop:
             raise InputError(f"ADC sample time {self.t_sample} s must lie inside (0, t_stop={self.t_stop}) s")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything about the hardware a layer is mapped onto (cosim/presets/*.json).
+
+    Attributes:
+        name: preset name (file stem).
+        description: where the numbers come from (seed paper).
+        device: VTEAM parameters; weights map into [1/r_off, 1/r_on] S.
+        v_read: largest DAC input voltage, |v| <= v_read (V).
+        r_wire: wire segment resistance (ohm).
+        r_driver: row driver resistance (ohm).
+        access: 'none' or 'nmos'.
+        nmos: access transistor.
+        tia: column TIAs.
+        dac_bits: DAC resolution (None: exact voltages).
+        adc_bits: ADC resolution (None: no quantisation).
+    """
+
+    name: str = "seed000_vteam"
+    description: str = ""
+    device: VteamParams = VteamParams()
+    v_read: float = 0.3
+    r_wire: float = 1.0
+    r_driver: float = 10.0
+    access: str = "nmos"
+    nmos: NmosAccess = NmosAccess()
+    tia: TiaSpec = TiaSpec(rs=1.0)
+    dac_bits: int | None = 8
+    adc_bits: int | None = 8
+
+    def __post_init__(self) -> None:
+        if not self.v_read > 0:
+            raise InputError(f"preset {self.name}: v_read must be > 0 V, got {self.v_read}")
+        _check_converter("DAC", self.dac_bits, self.v_read)
+        _check_converter("ADC", self.adc_bits, 1.0)
+
+    def with_(self, **changes: Any) -> "Preset":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+PRESET_NAMES = ("seed000_vteam", "seed001_mlp")
+
+
+def load_preset(name_or_path: str) -> Preset:
+    """A preset by name (cosim/presets/NAME.json) or from a JSON file path."""
+    from cosim.resources import resource_path
+
+    if name_or_path in PRESET_NAMES:
+        path, name = resource_path("presets", f"{name_or_path}.json"), name_or_path
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise InputError(f"preset {name_or_path!r} is neither a preset name ({', '.join(PRESET_NAMES)}) "
+                             "nor an existing JSON file")
+        name = path.stem
+    data = dict(load_json(path))
+    where = f"preset {path}"
+    nested = {"device": VteamParams, "nmos": NmosAccess, "tia": TiaSpec}
+    for key, cls in nested.items():
+        if key in data:
+            data[key] = from_dict(cls, data[key], where)
+    data.setdefault("name", name)
+    return from_dict(Preset, data, where)

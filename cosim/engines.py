@@ -2,14 +2,18 @@
 
 - 'ideal': current = v @ G with the DAC's voltages (no wires, no access
   device, ideal TIA): the reference every test can lean on.
-- 'spice': the tile's netlist run in ngspice (`.op` with frozen states, or
-  `.tran` with live VTEAM states).
+- 'spice': the tile's netlist run in a SPICE engine (`.op` with frozen
+  states, or `.tran` with live VTEAM states): `spice='ngspice'` (default,
+  behavioral VTEAM) or `spice='vacask'` (the optional VACASK engine running
+  the Verilog-A VTEAM; `pip install 'cosim[vacask]'`).
+- 'fast': the IR-drop-exact nodal solver of cosim.fast (transfer matrices).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -21,7 +25,8 @@ from cosim.rawfile import Plot
 from cosim.spice import run_netlist
 from cosim.tile import TileSpec
 
-ENGINES = ("spice", "ideal")
+ENGINES = ("spice", "fast", "ideal")
+SPICE_ENGINES = ("ngspice", "vacask")
 
 
 @dataclass
@@ -49,12 +54,18 @@ class TileResult:
     waveforms: list[dict[str, np.ndarray]] | None = None
 
 
-def solve(spec: TileSpec, voltages: np.ndarray, engine: str = "spice", **options) -> TileResult:
-    """Column currents and outputs of `spec` for row voltages (R,) or (B, R) (V)."""
+def solve(spec: TileSpec, voltages: np.ndarray, engine: str = "spice", spice: str = "ngspice",
+          **options) -> TileResult:
+    """Column currents and outputs of `spec` for row voltages (R,) or (B, R) (V);
+    `spice` picks the SPICE engine ('ngspice' or 'vacask') when engine='spice'."""
     if engine == "ideal":
         return solve_ideal(spec, voltages)
     if engine == "spice":
-        return solve_spice(spec, voltages, **options)
+        return solve_spice(spec, voltages, spice=spice, **options)
+    if engine == "fast":
+        from cosim.fast import solve_fast
+
+        return solve_fast(spec, voltages, **options)
     raise InputError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
 
 
@@ -68,12 +79,25 @@ def solve_ideal(spec: TileSpec, voltages: np.ndarray) -> TileResult:
 
 
 def solve_spice(spec: TileSpec, voltages: np.ndarray, mode: str = "op", tran: TranSpec | None = None,
-                timeout_s: float = 600.0, save_all: bool = False) -> TileResult:
-    """Run the tile in ngspice; in transients the outputs are read at the ADC sample time."""
+                timeout_s: float = 600.0, save_all: bool = False, keep_dir: Path | None = None,
+                spice: str = "ngspice") -> TileResult:
+    """Run the tile in ngspice or VACASK (`spice`); in transients the outputs
+    are read at the ADC sample time.
+
+    `keep_dir` runs the simulator in that directory and keeps it (netlist, log
+    and raw files); by default a temporary directory is removed.
+    """
     v = spec.check_voltages(voltages)
     tran = tran or TranSpec()
-    text = tile_netlist(spec, v, mode=mode, tran=tran, save_all=save_all)
-    run = run_netlist(text, timeout_s=timeout_s, expect_plots=v.shape[0])
+    if spice == "ngspice":
+        text = tile_netlist(spec, v, mode=mode, tran=tran, save_all=save_all)
+        run = run_netlist(text, timeout_s=timeout_s, expect_plots=v.shape[0], keep_dir=keep_dir)
+    elif spice == "vacask":
+        from cosim.vacask_run import run_tile
+
+        run = run_tile(spec, v, mode, tran, timeout_s=timeout_s, save_all=save_all, keep_dir=keep_dir)
+    else:
+        raise InputError(f"unknown SPICE engine {spice!r}; use one of {', '.join(SPICE_ENGINES)}")
     cols = range(spec.cols)
 
     def at_sample(plot: Plot, name: str) -> float:

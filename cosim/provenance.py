@@ -11,11 +11,16 @@ import numpy as np
 from cosim import __version__
 
 
-def versions(spice: bool = False, torch: bool = False) -> str:
-    """JSON of cosim, numpy, h5py, Python (and ngspice / torch when used)."""
+def versions(spice: bool = False, torch: bool = False, spice_engine: str = "ngspice") -> str:
+    """JSON of cosim, numpy, h5py, Python (and the SPICE engine / torch when used;
+    `spice_engine` 'ngspice' or 'vacask')."""
     found = {"cosim": __version__, "numpy": np.__version__, "h5py": h5py.__version__,
              "python": platform.python_version()}
-    if spice:
+    if spice and spice_engine == "vacask":
+        from cosim.vacask_run import vacask_version
+
+        found["vacask"] = vacask_version()
+    elif spice:
         from cosim.spice import ngspice_version
 
         found["ngspice"] = ngspice_version()

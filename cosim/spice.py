@@ -12,18 +12,16 @@ import functools
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cosim.errors import NgspiceNotFound, SpiceConvergenceError, SpiceError, SpiceTimeout
+from cosim.process import TIMED_OUT, run_process, scan_log
 from cosim.rawfile import Plot, read_raw
 
 RAW_NAME = "tile.raw"
-TIMED_OUT = -9999  # status of a run killed at its time limit
 INSTALL_HINT = "install it with `apt-get install ngspice libngspice0` or set COSIM_NGSPICE=/path/to/ngspice"
 
 # Lines of the ngspice log that mean the run is wrong even if it went on.
@@ -114,14 +112,7 @@ def ngspice_version(executable: str | None = None) -> str:
 
 
 def _scan(log: str, patterns: list[str]) -> list[str]:
-    hits = []
-    for line in log.splitlines():
-        low = line.strip().lower()
-        if any(re.search(b, low) for b in _BENIGN_PATTERNS):
-            continue
-        if any(re.search(p, low) for p in patterns):
-            hits.append(line.strip())
-    return hits
+    return scan_log(log, patterns, _BENIGN_PATTERNS)
 
 
 def _with_options(netlist: str, options: str) -> str:
@@ -130,48 +121,6 @@ def _with_options(netlist: str, options: str) -> str:
         return netlist
     title, _, rest = netlist.partition("\n")
     return f"{title}\n{options}\n{rest}"
-
-
-def _peak_rss(pid: int, seen: int) -> int:
-    """Largest of `seen` and the process's memory high-water mark VmHWM (bytes).
-
-    (ru_maxrss from wait4 is useless here: Linux carries the forking Python's
-    peak across exec.)"""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return max(seen, int(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
-        pass
-    return seen
-
-
-def _run_process(argv: list[str], cwd: Path, timeout_s: float) -> tuple[int, str, float, int]:
-    """Run argv in its own session; return (status, log, wall_s, peak_rss_bytes)."""
-    log_path = cwd / "ngspice.log"
-    start = time.perf_counter()
-    peak = 0
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(argv, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        delay = 0.001
-        while True:
-            peak = _peak_rss(proc.pid, peak)
-            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                code = os.waitstatus_to_exitcode(status)
-                break
-            if time.perf_counter() - start > timeout_s:
-                os.killpg(proc.pid, signal.SIGKILL)
-                os.wait4(proc.pid, 0)
-                code = TIMED_OUT
-                break
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.05)
-        proc.returncode = code
-    wall = time.perf_counter() - start
-    return code, log_path.read_text(errors="replace"), wall, peak
 
 
 def run_netlist(netlist: str, *, timeout_s: float = 600.0, expect_plots: int | None = None,
@@ -202,7 +151,7 @@ def run_netlist(netlist: str, *, timeout_s: float = 600.0, expect_plots: int | N
         raw = run_dir / RAW_NAME
         raw.unlink(missing_ok=True)
         argv = [exe, "-b", "tile.cir"] if ".control" in text.lower() else [exe, "-b", "-r", RAW_NAME, "tile.cir"]
-        code, log, wall, rss = _run_process(argv, run_dir, timeout_s)
+        code, log, wall, rss = run_process(argv, run_dir, timeout_s, log_name="ngspice.log")
         if code == TIMED_OUT:
             raise SpiceTimeout(f"ngspice ran past its {timeout_s:g} s limit and was killed "
                                f"(run directory {run_dir}); use a smaller tile or raise the timeout",

@@ -13,10 +13,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from cosim.config import to_dict
+from cosim.config import AdcSpec, DacSpec, NmosAccess, TiaSpec, VteamParams, from_dict, to_dict
 from cosim.engines import TileResult
 from cosim.errors import InputError
 from cosim.tile import TileSpec
+from cosim.transient import TransientRun
+from cosim.waveforms import write_waveforms
 
 
 def check_output_path(path: Path | str) -> Path:
@@ -51,8 +53,11 @@ def tile_config(spec: TileSpec) -> dict[str, Any]:
             "adc": to_dict(spec.adc)}
 
 
-def write_tile_group(group: h5py.Group, spec: TileSpec, voltages: np.ndarray, result: TileResult) -> None:
-    """A tile's inputs, conductances, outputs, netlist and waveforms into `group`."""
+def write_tile_group(group: h5py.Group, spec: TileSpec, voltages: np.ndarray, result: TileResult,
+                     transient: TransientRun | None = None) -> None:
+    """A tile's inputs, conductances, outputs, netlist and waveforms into `group`
+    (waveforms: see `cosim.waveforms.write_waveforms`; `transient` chooses
+    the stored states and carries ngspice's raw file)."""
     group.attrs["engine"] = result.engine
     group.attrs["rows"] = spec.rows
     group.attrs["cols"] = spec.cols
@@ -68,7 +73,50 @@ def write_tile_group(group: h5py.Group, spec: TileSpec, voltages: np.ndarray, re
         group.create_dataset("netlist", data=result.netlist, dtype=h5py.string_dtype())
     if result.log is not None:
         group.create_dataset("spice_log", data=result.log, dtype=h5py.string_dtype())
-    for b, vectors in enumerate(result.waveforms or []):
-        wave = group.create_group(f"waveforms/vector_{b}")
-        for name, values in vectors.items():
-            wave.create_dataset(name.replace("/", "_"), data=values)
+    if result.waveforms:
+        write_waveforms(group, spec, result.waveforms, transient)
+
+
+def read_tile_spec(group: h5py.Group) -> TileSpec:
+    """The TileSpec a tile group was written from (its `config` attr and conductances)."""
+    if "config" not in group.attrs or "conductance" not in group:
+        raise InputError(f"HDF5 group {group.name} is not a cosim tile (no config or conductance)")
+    config = json.loads(group.attrs["config"])
+    kinds = {"nmos": NmosAccess, "device": VteamParams, "tia": TiaSpec, "dac": DacSpec, "adc": AdcSpec}
+    parts = {key: from_dict(cls, config[key], f"tile {group.name}") for key, cls in kinds.items()}
+    return TileSpec(group["conductance"][()], r_wire=config["r_wire"], r_driver=config["r_driver"],
+                    access=config["access"], name=config["name"], **parts)
+
+
+def write_run(h5: h5py.File, inputs: np.ndarray, outputs: np.ndarray, ideal: np.ndarray,
+              records: dict, attrs: dict[str, object]) -> None:
+    """A `cosim simulate` run: root datasets inputs/outputs/ideal, one group per
+    tile under tiles/ (attrs engine, rows, cols; g_pos, g_neg in S; netlist
+    text for ngspice tiles; spot-check errors), root attrs (config, versions, command)."""
+    h5.create_dataset("inputs", data=inputs)
+    h5.create_dataset("outputs", data=outputs)
+    h5.create_dataset("ideal", data=ideal)
+    for key, value in attrs.items():
+        h5.attrs[key] = value
+    tiles = h5.create_group("tiles")
+    strings = h5py.string_dtype()
+    for name, record in records.items():
+        group = tiles.create_group(name.replace("/", "_"))
+        group.attrs.update({"engine": record.engine, "rows": record.tile.rows, "cols": record.tile.cols,
+                            "layer": record.layer, "row_start": record.tile.row_start,
+                            "out_start": record.tile.out_start, "outputs": record.tile.outputs,
+                            "wall_s": record.wall_s, "vectors": record.vectors,
+                            "config": json.dumps(tile_config(record.spec))})
+        group.create_dataset("g_pos", data=record.g_pos).attrs["units"] = "S"
+        group.create_dataset("g_neg", data=record.g_neg).attrs["units"] = "S"
+        if record.netlist:
+            group.create_dataset("netlist", data=record.netlist, dtype=strings)
+        if record.spot:
+            spot = group.create_group("spot_check")
+            spot.attrs["max_rel_error"] = record.spot["max_rel_error"]
+            spot.attrs["mean_rel_error"] = record.spot["mean_rel_error"]
+            spot.create_dataset("column_rel_error", data=record.spot["column_rel_error"])
+            spot.create_dataset("voltage", data=record.sample_voltages).attrs["units"] = "V"
+            spot.create_dataset("current", data=record.sample_current).attrs["units"] = "A"
+            spot.create_dataset("spice_current", data=record.spot["spice_current"]).attrs["units"] = "A"
+            spot.create_dataset("netlist", data=record.spot["netlist"], dtype=strings)

@@ -10,7 +10,15 @@ import scipy.sparse.linalg as spla
 
 
 def crossbar_currents(g: np.ndarray, v: np.ndarray, r_wire: float, r_driver: float) -> np.ndarray:
-    """Currents into the column TIAs (virtual grounds), (B, C) A.
+    """Currents into the column TIAs (virtual grounds), (B, C) A."""
+    rows, cols = g.shape
+    _, col_v = crossbar_node_voltages(g, v, r_wire, r_driver)
+    return col_v[:, rows - 1, :] / r_wire
+
+
+def crossbar_node_voltages(g: np.ndarray, v: np.ndarray, r_wire: float,
+                           r_driver: float) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column node voltages at every cell, each (B, R, C) V.
 
     Unknowns: row node (i, j) -> i*C + j, column node (i, j) -> R*C + i*C + j.
     Row i is fed by v_i through r_driver at (i, 0); neighbours on a row or a
@@ -47,5 +55,5 @@ def crossbar_currents(g: np.ndarray, v: np.ndarray, r_wire: float, r_driver: flo
     for i in range(rows):
         rhs[row(i, 0)] = gd * v[:, i]
     solution = spla.splu(matrix).solve(rhs)
-    bottom = [col(rows - 1, j) for j in range(cols)]
-    return (solution[bottom] * gw).T
+    nodes = solution.T.reshape(v.shape[0], 2, rows, cols)
+    return nodes[:, 0], nodes[:, 1]

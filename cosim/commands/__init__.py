@@ -1,4 +1,4 @@
 """One module per `cosim` subcommand; each has `add_parser(subparsers)` that
 registers the command and sets `run` to a function(args) -> exit status."""
 
-COMMANDS = ("tile", "netlist", "example")
+COMMANDS = ("simulate", "tile", "netlist", "example", "waves")

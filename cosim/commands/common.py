@@ -38,8 +38,8 @@ def add_tile_options(parser: argparse.ArgumentParser, required: bool = True) -> 
                         help="memristor alone or 1T1R with the access NMOS (default none)")
     parser.add_argument("--v-wordline", type=float, default=NmosAccess.v_wordline, metavar="V",
                         help="access transistor gate voltage (default %(default)s V)")
-    parser.add_argument("--tia", choices=("ideal", "vcvs", "opamp"), default="ideal",
-                        help="TIA model (default ideal)")
+    parser.add_argument("--tia", choices=("ideal", "vcvs", "opamp"), default=None,
+                        help="TIA model (default ideal; opamp with --transient, so settling shows)")
     parser.add_argument("--rs", type=float, default=TiaSpec.rs, metavar="OHM",
                         help="TIA feedback resistance (default %(default)s ohm)")
     parser.add_argument("--dac-bits", type=int, default=None, metavar="N",
@@ -52,12 +52,18 @@ def add_tile_options(parser: argparse.ArgumentParser, required: bool = True) -> 
                         help="ADC full scale (default %(default)s V)")
 
 
+def default_tia(args: argparse.Namespace) -> str:
+    """The TIA when --tia is not given: the op-amp macromodel in transients, else ideal."""
+    return "opamp" if getattr(args, "transient", False) else "ideal"
+
+
 def tile_from_args(args: argparse.Namespace) -> tuple[TileSpec, np.ndarray]:
     """The TileSpec and (B, R) voltages that the tile options describe."""
     g = load_npy(args.conductance, "conductance")
     v = load_npy(args.voltage, "voltage")
     spec = TileSpec(g, r_wire=args.r_wire, r_driver=args.r_driver, access=args.access,
-                    nmos=NmosAccess(v_wordline=args.v_wordline), tia=TiaSpec(kind=args.tia, rs=args.rs),
+                    nmos=NmosAccess(v_wordline=args.v_wordline),
+                    tia=TiaSpec(kind=args.tia or default_tia(args), rs=args.rs),
                     dac=DacSpec(bits=args.dac_bits, vfs=args.dac_vfs),
                     adc=AdcSpec(bits=args.adc_bits, vfs=args.adc_vfs), name=Path(args.conductance).stem)
     return spec, spec.check_voltages(v)

@@ -7,21 +7,39 @@ from pathlib import Path
 
 import numpy as np
 
+from cosim.examples import LAYER_EXAMPLES
+
+DESCRIPTIONS = {
+    "tile4": "a 4x4 VTEAM tile (G.npy, S) and 2 input vectors (V.npy, V) for `cosim tile`",
+    "linear": "Linear 784 -> 100 (the seed MLP's first layer), random weights",
+    "conv": "Conv2d 3 -> 8, 3x3, padding 1, then ReLU (its 27x16 tile runs in ngspice)",
+    "gru": "GRU 8 -> 16 with a last-step Linear head (seed 004 style)",
+    "mlp-digits": "64-100-10 MLP with Abs activation trained on scikit-learn's digits, plus 64 test inputs",
+}
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    example = sub.add_parser("example", help="write a bundled example's input files")
-    example.add_argument("name", choices=("tile4",), help="tile4: a 4x4 VTEAM tile and 2 input vectors")
+    example = sub.add_parser("example", help="write a bundled example's files",
+                             description="\n".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    example.add_argument("name", choices=("tile4", *LAYER_EXAMPLES), help="which example")
     example.add_argument("--out-dir", default=".", metavar="DIR")
     example.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cosim.examples import example_tile4
+    from cosim.examples import example_tile4, write_layer_example
 
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    g, v = example_tile4()
-    np.save(out / "G.npy", g)
-    np.save(out / "V.npy", v)
-    print(f"wrote {out / 'G.npy'} (4x4 conductances, S) and {out / 'V.npy'} (2 input vectors, V)")
+    if args.name == "tile4":
+        g, v = example_tile4()
+        np.save(out / "G.npy", g)
+        np.save(out / "V.npy", v)
+        paths = [out / "G.npy", out / "V.npy"]
+    else:
+        paths = write_layer_example(args.name, out)
+    print(f"{args.name}: {DESCRIPTIONS[args.name]}")
+    for path in paths:
+        print(f"wrote {path}")
     return 0

@@ -9,6 +9,8 @@ import sys
 import numpy as np
 
 from cosim.commands.common import add_tile_options, tile_from_args
+from cosim.commands.transient_read import (add_transient_options, check_transient_options,
+                                           print_transient_summary, run_transient_read, write_irdrop_png)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,30 +18,57 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_tile_options(tile)
     tile.add_argument("--engine", choices=("spice", "ideal"), default="spice",
                       help="ngspice or the ideal v@G reference (default spice)")
+    tile.add_argument("--spice", choices=("ngspice", "vacask"), default="ngspice",
+                      help="SPICE engine for --engine spice: ngspice (behavioral VTEAM) or VACASK "
+                           "(Verilog-A VTEAM; pip install 'cosim[vacask]') (default ngspice)")
     tile.add_argument("--timeout", type=float, default=600.0, metavar="S",
-                      help="ngspice wall-clock limit (default %(default)s s)")
+                      help="SPICE wall-clock limit (default %(default)s s)")
     tile.add_argument("--out", metavar="RESULT.h5", help="write current (B, C) A and vout (B, C) V here")
+    add_transient_options(tile)
+    tile.add_argument("--irdrop", metavar="MAP.png",
+                      help="also write the IR-drop map (cell voltage / applied row voltage) of input "
+                           "vector 0 as a heatmap PNG (an ngspice .op; stored as irdrop in --out)")
     tile.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from cosim.disturb import write_disturb
     from cosim.engines import solve
+    from cosim.irdrop import irdrop_map, write_irdrop
     from cosim.provenance import versions
     from cosim.store import atomic_h5, check_output_path, write_tile_group
 
     spec, v = tile_from_args(args)
-    if args.out:
-        check_output_path(args.out)
-    options = {"timeout_s": args.timeout} if args.engine == "spice" else {}
-    result = solve(spec, v, engine=args.engine, **options)
+    for path in (args.out, args.irdrop):
+        if path:
+            check_output_path(path)
+    check_transient_options(args)
+    transient = disturb = ratio = None
+    if args.transient:
+        result, transient, disturb = run_transient_read(spec, v, args)
+    else:
+        options = {"timeout_s": args.timeout, "spice": args.spice} if args.engine == "spice" else {}
+        result = solve(spec, v, engine=args.engine, **options)
+    if args.irdrop:
+        ratio = irdrop_map(spec, v, engine=args.engine, timeout_s=args.timeout)
+        irdrop_line = write_irdrop_png(spec, ratio, args.irdrop)
     if args.out:
         with atomic_h5(args.out) as h5:
-            write_tile_group(h5, spec, v, result)
-            h5.attrs["versions"] = versions(spice=args.engine == "spice")
+            write_tile_group(h5, spec, v, result, transient)
+            if disturb is not None:
+                write_disturb(h5, disturb)
+            if ratio is not None:
+                write_irdrop(h5, ratio, engine=args.engine)
+            h5.attrs["versions"] = versions(spice=args.engine == "spice", spice_engine=args.spice)
             h5.attrs["command"] = shlex.join(["cosim", *sys.argv[1:]])
-    print_summary(spec, v, result.current, result.engine, result.wall_s)
+    engine = f"spice ({args.spice})" if args.engine == "spice" and not args.transient else result.engine
+    print_summary(spec, v, result.current, engine, result.wall_s)
+    if transient is not None:
+        print_transient_summary(spec, transient, disturb)
+    if ratio is not None:
+        print(irdrop_line)
     if args.out:
-        print(f"wrote {args.out}")
+        print(f"wrote {args.out}" + (f"; list its signals: cosim waves {args.out} --list" if transient else ""))
     return 0
 
 

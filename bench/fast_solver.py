@@ -1,0 +1,213 @@
+"""Fast tile solver against ngspice: precompute, apply, speed-up, error; and scaling.
+
+Usage: python bench/fast_solver.py [--sizes 16,32,64,128,256,512] [--spice-max 64]
+                                   [--spice-128] [--no-nmos] [--no-scaling] [--json FILE]
+
+Table 1 (linear read path, exact): seed-000 VTEAM devices (50 ohm..1 kohm)
+at random states, 1 ohm wire segments, 10 ohm drivers, no access device,
+ideal TIAs. Per N: ngspice `.op` seconds (one input vector; the ngspice
+process alone), fast precompute seconds (transfer matrix), fast apply
+seconds for B = 1 and B = 1000 input vectors (numpy; torch CPU for
+B = 1000 too), the ideal matmul v @ G for the same B, the speed-up over
+ngspice including precompute (ngspice / (precompute + apply B=1)), apply
+time / ideal matmul time, and the max error against ngspice (relative to
+the largest current). All ratios come from timings taken in this run.
+
+Table 2 (1T1R, access NMOS): both device presets, ngspice `.op` vs the
+exact Newton (chord iteration, batched) and the calibrated linear model
+(sign-split), with the uncalibrated small-signal model for reference.
+
+Scaling: precompute time and peak memory (RSS above the interpreter's
+baseline, each N in its own process) of the transfer matrix, and of the
+Newton factor, for N = 64..512.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cosim.calibrate import calibrate, save_calibration
+from cosim.config import VteamParams
+from cosim.engines import solve_spice
+from cosim.fast import prepare
+from cosim.spice import ngspice_version
+from cosim.tile import TileSpec
+
+PRESETS = {"seed000": VteamParams(), "mlp": VteamParams(r_on=1e3, r_off=12e3)}
+R_WIRE, R_DRIVER = 1.0, 10.0
+
+
+def best_time(fn, repeats: int) -> float:
+    """Smallest wall time of `repeats` calls (s)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def random_tile(n: int, device: VteamParams, seed: int, **settings) -> tuple[TileSpec, np.random.Generator]:
+    rng = np.random.default_rng(seed)
+    return TileSpec.from_states(rng.uniform(0, 1, size=(n, n)), device, r_wire=R_WIRE, r_driver=R_DRIVER,
+                                **settings), rng
+
+
+def rel_err(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def bench_linear(n: int, run_spice: bool, seed: int = 0) -> dict:
+    """One row of table 1."""
+    spec, rng = random_tile(n, PRESETS["seed000"], seed)
+    v1 = rng.uniform(-0.3, 0.3, size=(1, n))
+    v1000 = rng.uniform(-0.3, 0.3, size=(1000, n))
+    g = spec.conductance
+    repeats = 5 if n <= 128 else 2
+    precompute = best_time(lambda: prepare(spec), repeats)
+    tile = prepare(spec)
+    row = {"n": n, "precompute_s": precompute,
+           "apply_b1_s": best_time(lambda: tile.currents(v1), 50),
+           "apply_b1000_s": best_time(lambda: tile.currents(v1000), 20),
+           "apply_b1000_torch_s": best_time(lambda: tile.currents(v1000, backend="torch"), 20),
+           "ideal_b1_s": best_time(lambda: v1 @ g, 50),
+           "ideal_b1000_s": best_time(lambda: v1000 @ g, 20)}
+    row["apply_over_ideal_b1"] = row["apply_b1_s"] / row["ideal_b1_s"]
+    row["apply_over_ideal_b1000"] = row["apply_b1000_s"] / row["ideal_b1000_s"]
+    row["ngspice_s"] = row["speedup"] = row["max_rel_err"] = None
+    if run_spice:
+        ref = solve_spice(spec, v1, timeout_s=3600)
+        row["ngspice_s"] = ref.wall_s
+        row["speedup"] = ref.wall_s / (row["precompute_s"] + row["apply_b1_s"])
+        row["max_rel_err"] = rel_err(tile.currents(v1), ref.current)
+    return row
+
+
+def bench_nmos(n: int, preset: str, calibration: str, batch: int = 2, seed: int = 1) -> dict:
+    """One row of table 2."""
+    spec, rng = random_tile(n, PRESETS[preset], seed, access="nmos")
+    v = rng.uniform(-0.3, 0.3, size=(batch, n))
+    ref = solve_spice(spec, v, timeout_s=3600)
+    start = time.perf_counter()
+    newton = prepare(spec, nonlinear="newton").currents(v)
+    newton_s = time.perf_counter() - start
+    start = time.perf_counter()
+    calibrated = prepare(spec, calibration=calibration).currents(v)
+    calibrated_s = time.perf_counter() - start
+    small_signal = prepare(spec, nonlinear="linear").currents(v)
+    return {"n": n, "preset": preset, "batch": batch, "ngspice_s": ref.wall_s,
+            "newton_s": newton_s, "newton_err": rel_err(newton, ref.current),
+            "calibrated_s": calibrated_s, "calibrated_err": rel_err(calibrated, ref.current),
+            "small_signal_err": rel_err(small_signal, ref.current)}
+
+
+def _rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def scaling_one(n: int, what: str) -> dict:
+    """Precompute time and peak RSS above baseline for one N (run in a fresh process)."""
+    spec, _ = random_tile(n, PRESETS["seed000"], 2, access="nmos" if what == "newton" else "none")
+    prepare(TileSpec(spec.conductance[:4, :4], r_wire=R_WIRE, r_driver=R_DRIVER))  # load torch, BLAS
+    base = _rss_bytes()
+    start = time.perf_counter()
+    prepare(spec, nonlinear="newton" if what == "newton" else "auto")
+    seconds = time.perf_counter() - start
+    return {"n": n, "what": what, "precompute_s": seconds, "peak_extra_mb": (_rss_bytes() - base) / 2**20}
+
+
+def run_scaling(sizes: list[int], what: str) -> list[dict]:
+    rows = []
+    for n in sizes:
+        out = subprocess.run([sys.executable, __file__, "--scaling-one", str(n), what],
+                             capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout))
+    return rows
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+LINEAR_HEADER = (f"{'N':>5} {'ngspice s':>10} {'precomp s':>10} {'apply B=1':>10} {'apply B=1k':>10} "
+                 f"{'torch B=1k':>10} {'ideal B=1':>10} {'ideal B=1k':>10} {'speedup':>9} "
+                 f"{'apply/ideal B=1, 1k':>20} {'max err':>9}")
+
+
+def linear_line(r: dict) -> str:
+    return (f"{r['n']:>5} {_fmt(r['ngspice_s'], '10.3f')} {r['precompute_s']:>10.4f} {r['apply_b1_s']:>10.2e} "
+            f"{r['apply_b1000_s']:>10.2e} {r['apply_b1000_torch_s']:>10.2e} {r['ideal_b1_s']:>10.2e} "
+            f"{r['ideal_b1000_s']:>10.2e} {_fmt(r['speedup'], '9.0f')} "
+            f"{r['apply_over_ideal_b1']:>12.1f}, {r['apply_over_ideal_b1000']:<5.2f} "
+            f"{_fmt(r['max_rel_err'], '9.1e')}")
+
+
+def main() -> int:
+    if len(sys.argv) == 4 and sys.argv[1] == "--scaling-one":
+        print(json.dumps(scaling_one(int(sys.argv[2]), sys.argv[3])))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="16,32,64,128,256,512", help="N of table 1 (default %(default)s)")
+    parser.add_argument("--spice-max", type=int, default=64, help="largest N run in ngspice (default %(default)s)")
+    parser.add_argument("--spice-128", action="store_true", help="run ngspice at 128 too (~2 min)")
+    parser.add_argument("--no-nmos", action="store_true", help="skip table 2 (1T1R)")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the scaling measurements")
+    parser.add_argument("--scaling-sizes", default="64,128,256,512", help="N of the scaling runs (default %(default)s)")
+    parser.add_argument("--json", default="bench/results/fast_solver.json", help="JSON output file")
+    args = parser.parse_args()
+    import torch
+
+    spice_max = max(args.spice_max, 128 if args.spice_128 else 0)
+    env = {"ngspice": ngspice_version(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+           "load_avg_at_start": os.getloadavg(), "numpy": np.__version__, "torch": torch.__version__}
+    print(f"fast solver vs {env['ngspice']}: seed-000 devices, {R_WIRE:g} ohm wires, {R_DRIVER:g} ohm drivers; "
+          f"{env['cpus']} CPUs, torch threads {env['torch_threads']}, load {env['load_avg_at_start'][0]:.2f}")
+    print("\nTable 1: linear read path (access none), exact; times in s, errors relative to max |current|")
+    print(LINEAR_HEADER)
+    linear = []
+    for n in [int(s) for s in args.sizes.split(",")]:
+        linear.append(bench_linear(n, run_spice=n <= spice_max))
+        print(linear_line(linear[-1]), flush=True)
+    nmos = []
+    if not args.no_nmos:
+        print("\nTable 2: 1T1R (level-1 access NMOS, W/L 3.1u/0.1u, V_wl 1.8 V), 2 input vectors per tile")
+        print(f"{'N':>5} {'preset':>8} {'ngspice s':>10} {'newton s':>9} {'newton err':>11} "
+              f"{'calib s':>8} {'calib err':>10} {'small-sig err':>14}")
+        with tempfile.TemporaryDirectory() as folder:
+            for preset, device in PRESETS.items():
+                path = str(save_calibration(calibrate(device, preset=preset), Path(folder) / f"{preset}.json"))
+                for n in (16, 32, 64):
+                    r = bench_nmos(n, preset, path)
+                    nmos.append(r)
+                    print(f"{n:>5} {preset:>8} {r['ngspice_s']:>10.3f} {r['newton_s']:>9.4f} "
+                          f"{r['newton_err']:>11.1e} {r['calibrated_s']:>8.4f} {r['calibrated_err']:>10.1e} "
+                          f"{r['small_signal_err']:>14.1e}", flush=True)
+    scaling = []
+    if not args.no_scaling:
+        sizes = [int(s) for s in args.scaling_sizes.split(",")]
+        print("\nScaling (each N in a fresh process): precompute s and peak memory above baseline (MiB)")
+        print(f"{'N':>5} {'transfer s':>11} {'transfer MiB':>13} {'newton s':>9} {'newton MiB':>11}")
+        for n in sizes:
+            t, f = run_scaling([n], "transfer")[0], run_scaling([n], "newton")[0]
+            scaling += [t, f]
+            print(f"{n:>5} {t['precompute_s']:>11.3f} {t['peak_extra_mb']:>13.1f} {f['precompute_s']:>9.3f} "
+                  f"{f['peak_extra_mb']:>11.1f}", flush=True)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"env": env, "linear": linear, "nmos": nmos, "scaling": scaling}, indent=2))
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

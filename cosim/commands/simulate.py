@@ -1,0 +1,180 @@
+"""`cosim simulate LAYER.pt`: a PyTorch layer through crossbar tiles, into one HDF5 run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+import warnings
+from collections import Counter
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cosim.config import PRESET_NAMES, load_preset
+from cosim.errors import InputError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    sim = sub.add_parser("simulate", help="run a PyTorch layer through crossbar tiles")
+    sim.add_argument("layer", metavar="LAYER.pt", help="torch.save'd Linear, Conv2d, GRU or Sequential "
+                     "(or TorchScript)")
+    sim.add_argument("--tile", type=int, default=128, help="tile size, tile x tile devices (default 128)")
+    sim.add_argument("--split", choices=("fixed", "balanced"), default="fixed",
+                     help="tile sizes: full tiles then the rest, or balanced (default fixed)")
+    inputs = sim.add_argument_group("inputs")
+    inputs.add_argument("--input", metavar="X.pt", help="input tensor, batch first (torch.save)")
+    inputs.add_argument("--batch", type=int, default=8, help="random inputs: batch size (default 8)")
+    inputs.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    inputs.add_argument("--input-size", default="8,8", metavar="H,W",
+                        help="random Conv2d inputs: height,width (default 8,8)")
+    inputs.add_argument("--seq-len", type=int, default=8, help="random GRU inputs: time steps (default 8)")
+    hw = sim.add_argument_group("hardware")
+    hw.add_argument("--preset", default="seed000_vteam",
+                    help=f"preset name ({', '.join(PRESET_NAMES)}) or JSON file (default seed000_vteam)")
+    hw.add_argument("--dac-bits", type=int, metavar="N", help="override the preset; 0 = exact voltages")
+    hw.add_argument("--adc-bits", type=int, metavar="N", help="override the preset; 0 = no quantisation")
+    hw.add_argument("--r-wire", type=float, metavar="OHM", help="override the preset's wire segment")
+    hw.add_argument("--r-driver", type=float, metavar="OHM", help="override the preset's row driver")
+    hw.add_argument("--access", choices=("none", "nmos"), help="override the preset's access device")
+    run = sim.add_argument_group("engines and execution")
+    run.add_argument("--engine", choices=("auto", "spice", "fast", "ideal"), default="auto",
+                     help="auto: small tiles to ngspice, the rest to the fast solver (default)")
+    run.add_argument("--spice-max-tile", type=int, default=32, metavar="K",
+                     help="auto sends tiles of at most K rows and columns to ngspice (default 32: "
+                          "about 2 s for 20 input vectors here)")
+    run.add_argument("--spot-check", type=int, default=0, metavar="K",
+                     help="also run K random fast tiles through ngspice and record the error")
+    run.add_argument("--spot-vectors", type=int, default=4, metavar="N",
+                     help="input vectors per spot check (default 4; ngspice needs ~2 min per vector at 128x128)")
+    run.add_argument("--calibration", metavar="CAL.json", help="fast-solver access calibration "
+                     "(from `cosim calibrate`)")
+    run.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    run.add_argument("--executor", choices=("local", "dask"), default="local")
+    run.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address (with --executor dask)")
+    run.add_argument("--out", metavar="RUN.h5", help="output file (default LAYER.run.h5 here)")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted run, keeping finished tiles")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    sim.set_defaults(run=run_simulate)
+
+
+def _preset(args: argparse.Namespace):
+    preset = load_preset(args.preset)
+    changes = {}
+    if args.dac_bits is not None:
+        changes["dac_bits"] = args.dac_bits or None
+    if args.adc_bits is not None:
+        changes["adc_bits"] = args.adc_bits or None
+    for name in ("r_wire", "r_driver", "access"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    return preset.with_(**changes) if changes else preset
+
+
+def make_inputs(module: torch.nn.Module, args: argparse.Namespace) -> torch.Tensor:
+    """The input batch: from --input, or uniform in [-1, 1) from --seed."""
+    from cosim.layers import steps
+
+    if args.input:
+        path = Path(args.input)
+        if not path.is_file():
+            raise InputError(f"input file {path} does not exist; torch.save a tensor, batch first")
+        try:
+            x = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise InputError(f"input file {path} is not a torch.save'd tensor ({str(exc).splitlines()[0][:100]})") from None
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise InputError(f"input file {path} must hold one floating-point tensor, batch first")
+        if not torch.isfinite(x).all():
+            raise InputError(f"input file {path} has NaN or infinite values")
+        return x.double()
+    if args.batch < 1:
+        raise InputError(f"--batch must be >= 1, got {args.batch}")
+    first = steps(module)[0].module
+    generator = torch.Generator().manual_seed(args.seed)
+    if isinstance(first, torch.nn.Conv2d) or getattr(first, "original_name", "") == "Conv2d":
+        try:
+            height, width = (int(s) for s in args.input_size.split(","))
+        except ValueError:
+            raise InputError(f"--input-size must be H,W (e.g. 8,8), got {args.input_size!r}") from None
+        shape = (args.batch, first.in_channels, height, width)
+    elif isinstance(first, torch.nn.GRU) or getattr(first, "original_name", "") == "GRU":
+        shape = ((args.batch, args.seq_len, first.input_size) if first.batch_first
+                 else (args.seq_len, args.batch, first.input_size))
+    elif hasattr(first, "in_features"):
+        shape = (args.batch, first.in_features)
+    else:
+        raise InputError(f"cannot infer the input shape of {args.layer} (it starts with "
+                         f"{type(first).__name__}); give --input X.pt")
+    return torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    from cosim.checkpoint import Checkpoint
+    from cosim.layers import load_layer
+    from cosim.orchestrate import SimOptions, Simulation, relative_error
+    from cosim.provenance import versions
+    from cosim.store import atomic_h5, check_output_path, write_run
+
+    start = time.perf_counter()
+    module = load_layer(args.layer)
+    preset = _preset(args)
+    options = SimOptions(tile=args.tile, split=args.split, engine=args.engine,
+                         spice_max_tile=args.spice_max_tile, spot_check=args.spot_check,
+                         spot_vectors=args.spot_vectors,
+                         workers=args.workers, executor=args.executor, scheduler=args.scheduler,
+                         seed=args.seed, quiet=args.quiet, calibration=args.calibration)
+    x = make_inputs(module, args)
+    out = check_output_path(args.out or f"{Path(args.layer).stem}.run.h5")
+    with torch.no_grad():
+        try:
+            ideal = module(x.float())
+        except RuntimeError as exc:
+            raise InputError(f"the input of shape {tuple(x.shape)} does not fit {args.layer}: "
+                             f"{str(exc).splitlines()[0]}") from None
+    ideal = ideal[0] if isinstance(ideal, tuple) else ideal
+    checkpoint = Checkpoint(out, resume=args.resume)
+    simulation = Simulation(preset, options, checkpoint)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, *rest: print(f"cosim: warning: {message}", file=sys.stderr)
+        outputs = simulation.forward(module, x)
+        simulation.spot_check()
+    error = relative_error(outputs, ideal)
+    # The same converters on an ideal array (no wires, no access device): what
+    # quantisation alone costs, so the summary separates it from the circuit.
+    converters_only = Simulation(preset, replace(options, engine="ideal", spot_check=0, workers=1,
+                                                 executor="local", quiet=True))
+    converters_error = relative_error(converters_only.forward(module, x), ideal)
+    config = {"preset": asdict(preset), "options": asdict(options), "layer": str(args.layer),
+              "input_shape": list(x.shape), "adc_full_scale_v": simulation.adc_vfs}
+    attrs = {"config": json.dumps(config), "versions": versions(spice=True, torch=True),
+             "command": shlex.join(["cosim", *sys.argv[1:]]), "relative_error": error,
+             "converters_only_relative_error": converters_error}
+    with atomic_h5(out) as h5:
+        write_run(h5, x.numpy(), outputs.numpy(), ideal.double().numpy(), simulation.records, attrs)
+        h5.attrs["seed"] = args.seed
+    checkpoint.remove()
+    _summary(module, x, outputs, simulation, (error, converters_error), checkpoint.reused,
+             time.perf_counter() - start, out)
+    return 0
+
+
+def _summary(module, x, outputs, simulation, errors: tuple[float, float], reused: int, seconds: float,
+             out: Path) -> None:
+    engines = Counter(r.engine for r in simulation.records.values())
+    layer = type(module).__name__
+    print(f"layer {layer}: input {tuple(x.shape)} -> output {tuple(outputs.shape)}; "
+          f"preset {simulation.preset.name}, tile {simulation.options.tile}")
+    print("tiles: " + ", ".join(f"{count} {engine}" for engine, count in sorted(engines.items()))
+          + (f" ({reused} reused from an interrupted run)" if reused else ""))
+    spots = [r.spot["max_rel_error"] for r in simulation.records.values() if r.spot]
+    if spots:
+        print(f"spot checks: {len(spots)} tiles, fast vs ngspice max relative error {max(spots):.3g}")
+    print(f"relative error vs float PyTorch: {errors[0]:.4g} (ideal array with the same DAC/ADC: "
+          f"{errors[1]:.4g}; the rest is wires, drivers and access devices)")
+    print(f"time: {seconds:.2f} s; wrote {out}")

@@ -1,0 +1,105 @@
+"""Transient reads and IR-drop maps on the command line: options, the run
+and its summary lines, shared by `cosim tile` (and `cosim simulate --transient`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cosim.errors import InputError
+
+if TYPE_CHECKING:
+    from cosim.disturb import DisturbReport
+    from cosim.engines import TileResult
+    from cosim.tile import TileSpec
+    from cosim.transient import TransientRun
+
+
+def add_transient_options(parser: argparse.ArgumentParser) -> None:
+    """--transient and its settings: read window, stored states, read-disturb limit."""
+    group = parser.add_argument_group("transient read (--transient)")
+    group.add_argument("--transient", action="store_true",
+                       help="run ngspice .tran: DAC step, op-amp TIA settling (--tia defaults to opamp), "
+                            "ADC sample, live VTEAM states; waveforms go to --out (see cosim waves)")
+    group.add_argument("--t-stop", type=float, default=None, metavar="S",
+                       help="end of the transient (default 20e-9 s)")
+    group.add_argument("--t-sample", type=float, default=None, metavar="S",
+                       help="ADC sample instant (default 15e-9 s, or 3/4 of --t-stop)")
+    group.add_argument("--states-of", default=None, metavar="CELLS",
+                       help="cells whose device states are stored: 'all' (default), 'none' or "
+                            "'i,j;i,j' (0-based row,column)")
+    group.add_argument("--disturb-threshold", type=float, default=None, metavar="FRACTION",
+                       help="warn when a read changes a conductance by more than this fraction "
+                            "(default 0.01)")
+
+
+def check_transient_options(args: argparse.Namespace) -> None:
+    """Transient settings without --transient, a transient off ngspice, or an
+    IR-drop map from an engine without node voltages: one line."""
+    given = [flag for flag, value in (("--t-stop", args.t_stop), ("--t-sample", args.t_sample),
+                                      ("--states-of", args.states_of),
+                                      ("--disturb-threshold", args.disturb_threshold)) if value is not None]
+    if given and not args.transient:
+        raise InputError(f"{given[0]} only applies to transient reads; add --transient")
+    if args.transient and args.engine != "spice":
+        raise InputError(f"--transient runs ngspice; drop --engine {args.engine} (or use --engine spice)")
+    if args.transient and getattr(args, "spice", "ngspice") != "ngspice":
+        raise InputError(f"--transient runs ngspice (waveforms, raw file); drop --spice {args.spice}")
+    if getattr(args, "irdrop", None) and args.engine not in ("spice", "ideal"):
+        raise InputError(f"--irdrop needs node voltages, which engine {args.engine!r} does not give; "
+                         "use --engine spice")
+
+
+def run_transient_read(spec: TileSpec, v: np.ndarray,
+                       args: argparse.Namespace) -> tuple[TileResult, TransientRun, DisturbReport]:
+    """The transient run, what to store beside it, and its read-disturb report
+    (every cell's state comes from ngspice, stored or not)."""
+    from cosim import nodenames
+    from cosim.disturb import DEFAULT_THRESHOLD, read_disturb
+    from cosim.transient import parse_cells, run_transient, tran_spec
+
+    cells = parse_cells(args.states_of or "all", spec.rows, spec.cols)
+    result, transient = run_transient(spec, v, tran_spec(args.t_stop, args.t_sample), cells,
+                                      timeout_s=args.timeout)
+    every = parse_cells("all", spec.rows, spec.cols)
+    states = [np.column_stack([w[nodenames.state(i, j)] for i, j in every]) for w in result.waveforms]
+    threshold = DEFAULT_THRESHOLD if args.disturb_threshold is None else args.disturb_threshold
+    disturb = read_disturb(spec, v, [w["time"] for w in result.waveforms], states, every, threshold)
+    return result, transient, disturb
+
+
+def print_transient_summary(spec: TileSpec, transient: TransientRun, disturb: DisturbReport) -> None:
+    """The read window, what was stored, and the read-disturb line (plus a
+    warning on stderr when the read passes the limit)."""
+    from cosim.disturb import ReadDisturbWarning, warn_if_disturbed
+
+    tran = transient.tran
+    print(f"transient: {tran.t_stop * 1e9:.4g} ns, outputs sampled at {tran.t_sample * 1e9:.4g} ns, "
+          f"TIA {spec.tia.kind}, states of {len(transient.cells)} of {spec.rows * spec.cols} cells stored")
+    print(disturb.summary())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ReadDisturbWarning)
+        warn_if_disturbed(disturb, tile=spec.name)
+    for warning in caught:
+        print(f"cosim: warning: {warning.message}", file=sys.stderr)
+
+
+def write_irdrop_png(spec: TileSpec, ratio: np.ndarray, path: str) -> str:
+    """Heatmap of the IR-drop map of input vector 0 to `path`; returns the summary line."""
+    from cosim.plots import plot_heatmap_png
+
+    first = ratio[0]
+    if not np.any(np.isfinite(first)):
+        raise InputError("input vector 0 applies 0 V to every row, so its IR-drop map is undefined; "
+                         "put a non-zero row voltage first")
+    i, j = np.unravel_index(int(np.nanargmin(first)), first.shape)
+    title = (f"IR drop of tile {spec.name} ({spec.rows}x{spec.cols}), input vector 0\n"
+             f"r_wire {spec.r_wire:g} ohm, r_driver {spec.r_driver:g} ohm, access {spec.access}")
+    plot_heatmap_png(first, path, title, "V_cell / V_row applied (V/V)")
+    return (f"IR-drop map: V_cell/V_row from {np.nanmax(first):.4f} down to {first[i, j]:.4f} "
+            f"(cell {i},{j}); wrote {path}")

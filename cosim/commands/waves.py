@@ -1,0 +1,90 @@
+"""`cosim waves`: list a transient tile's signals, or plot them to PNG or
+interactive HTML, or write them as CSV."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cosim.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from cosim.waveforms import Signal
+
+FORMATS = (".png", ".html", ".csv")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    waves = sub.add_parser("waves", help="list, plot or export a transient tile's waveforms")
+    waves.add_argument("file", metavar="FILE.h5", help="a file from cosim tile --transient or cosim simulate")
+    waves.add_argument("--tile", metavar="NAME",
+                       help="tile group under tiles/ (optional for a cosim tile file, or when one tile "
+                            "has waveforms)")
+    waves.add_argument("--signal", nargs="+", metavar="PATTERN", default=[],
+                       help="signal names or glob patterns, e.g. 'col*.vout' 'row0.*' 'cell2_3.g'")
+    waves.add_argument("--vector", type=int, default=0, metavar="B", help="input vector (default 0)")
+    waves.add_argument("-o", "--out", metavar="OUT.png|OUT.html|OUT.csv",
+                       help="PNG (matplotlib), interactive HTML (plotly) or CSV, by extension")
+    waves.add_argument("--list", action="store_true", help="print the available signals with units")
+    waves.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import h5py
+
+    from cosim.store import check_output_path
+    from cosim.waveforms import find_tile_group, read_signals, signal_table, tile_label
+
+    if not args.list and not args.out:
+        raise InputError("say what to do: --list to see the signals, "
+                         "or --signal PATTERN... -o OUT.png|.html|.csv")
+    if args.out:
+        if not args.signal:
+            raise InputError("give the signals to plot with --signal PATTERN... (see --list)")
+        suffix = Path(args.out).suffix.lower()
+        if suffix not in FORMATS:
+            raise InputError(f"cannot write {args.out}: the output must end in {', '.join(FORMATS)}")
+        check_output_path(args.out)
+    path = Path(args.file)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist; give an HDF5 file from cosim tile --transient "
+                         "or cosim simulate")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(f"{path} is not a readable HDF5 file ({exc})") from None
+    with h5:
+        group = find_tile_group(h5, args.tile)
+        if args.list:
+            print_table(signal_table(group, args.vector), tile_label(group))
+        if args.out:
+            time, signals = read_signals(group, args.signal, args.vector)
+            attrs = group["waveforms"].attrs
+            write_output(time, signals, args.out, title=f"tile {tile_label(group)}, input vector "
+                         f"{args.vector}", t_sample=attrs.get("t_sample"))
+            print(f"wrote {len(signals)} signal(s) to {args.out}")
+    return 0
+
+
+def print_table(table: list[tuple[str, str, str]], where: str) -> None:
+    """One line per signal: name, units, description."""
+    width = max(len(name) for name, _, _ in table)
+    print(f"{len(table)} signals of tile {where} (time in s):")
+    for name, units, description in table:
+        print(f"  {name:<{width}}  {units:<4} {description}")
+
+
+def write_output(time: np.ndarray, signals: list[Signal], out: str, title: str, t_sample: float | None) -> None:
+    """PNG, HTML or CSV by the extension of `out`."""
+    from cosim import plots
+
+    suffix = Path(out).suffix.lower()
+    if suffix == ".csv":
+        plots.write_waveforms_csv(time, signals, out)
+    elif suffix == ".html":
+        plots.plot_waveforms_html(time, signals, out, title, t_sample)
+    else:
+        plots.plot_waveforms_png(time, signals, out, title, t_sample)

@@ -1,0 +1,59 @@
+"""IR-drop maps (cell voltage / applied row voltage) from ngspice node voltages."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from cosim.errors import InputError
+from cosim.irdrop import irdrop_map, node_voltages
+from cosim.tile import TileSpec
+from nodal_reference import crossbar_node_voltages
+
+pytestmark = pytest.mark.skipif(not shutil.which("ngspice"), reason="ngspice is not installed")
+
+
+@pytest.mark.parametrize("access", ["none", "nmos"])
+def test_map_is_one_everywhere_without_wire_or_driver_resistance(access):
+    """With r_wire = r_driver = 0 each row is one node at its DAC voltage and
+    each column one node at the TIA's virtual ground: every cell sees the
+    full input (the 1T1R cell's transistor drop is inside the cell)."""
+    rng = np.random.default_rng(11)
+    g = 1.0 / rng.uniform(50.0, 1000.0, size=(3, 4))
+    v = rng.uniform(0.05, 0.3, size=(2, 3)) * np.array([[1, -1, 1], [-1, 1, 1]])
+    ratio = irdrop_map(TileSpec(g, access=access), v)
+    assert ratio.shape == (2, 3, 4)
+    assert np.allclose(ratio, 1.0, rtol=0, atol=1e-9)
+
+
+def test_map_with_wires_equals_nodal_solve_and_falls_toward_the_far_corner():
+    """Uniform devices, all rows at 0.3 V, 1 ohm wires and 10 ohm drivers: the
+    cell voltage equals an independent scipy nodal solve, sags along each row
+    away from the driver (column 0) and up each column away from the TIA
+    (below the last row), so the worst cell is (row 0, last column)."""
+    rows, cols = 5, 6
+    g = np.full((rows, cols), 1 / 100.0)
+    v = np.full((1, rows), 0.3)
+    spec = TileSpec(g, r_wire=1.0, r_driver=10.0)
+    ratio = irdrop_map(spec, v)[0]
+    row_ref, col_ref = crossbar_node_voltages(g, v, r_wire=1.0, r_driver=10.0)
+    assert np.allclose(ratio, (row_ref - col_ref)[0] / 0.3, rtol=1e-9, atol=0)
+    assert np.all(np.diff(ratio, axis=1) < 0)      # away from the row driver
+    assert np.all(np.diff(ratio, axis=0) > 0)      # towards the column's TIA
+    assert np.unravel_index(np.argmin(ratio), ratio.shape) == (0, cols - 1)
+    assert ratio.max() < 1.0
+
+
+def test_node_voltages_of_1t1r_cells_split_memristor_and_transistor():
+    """In a 1T1R cell the memristor sees row minus the node before the NMOS:
+    less than the whole cell voltage, by the transistor's drop."""
+    spec = TileSpec(np.full((2, 2), 1 / 200.0), r_wire=1.0, access="nmos")
+    nodes = node_voltages(spec, np.array([0.3, 0.2]))
+    assert np.all(nodes.memristor > 0) and np.all(nodes.memristor < nodes.cell)
+
+
+def test_fast_engine_is_refused_with_a_pointer_to_spice():
+    with pytest.raises(InputError, match="spice"):
+        irdrop_map(TileSpec(np.full((2, 2), 1e-3)), np.array([0.1, 0.1]), engine="fast")
