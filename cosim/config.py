@@ -222,9 +222,9 @@ class TranSpec:
         t_max_step: largest internal step (s), None lets ngspice choose.
     """
 
-    t_stop: float = 20e-9
+    t_stop: float = 30e-9
     t_step: float = 0.05e-9
-    t_sample: float = 15e-9
+    t_sample: float = 25e-9
     t_max_step: float | None = 0.1e-9
 
     def __post_init__(self) -> None:

@@ -44,7 +44,8 @@ def map_tasks(fn: Callable[[T], R], tasks: list[T], on_result: Callable[[T, R], 
 
 def _run_pool(fn: Callable[[T], R], tasks: list[T], on_result: Callable[[T, R], None], workers: int,
               bar: tqdm) -> None:
-    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    # Not fork: the parent's BLAS/OpenMP thread pools deadlock in forked children.
+    context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {pool.submit(fn, task): task for task in tasks}
         try:

@@ -7,6 +7,7 @@ line naming what is supported. TorchScript files are accepted too.
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,9 @@ def load_layer(path: Path | str) -> nn.Module:
     if not p.is_file():
         raise InputError(f"layer file {p} does not exist; save a module with torch.save(layer, '{p.name}')")
     if _is_torchscript(p):
-        module = torch.jit.load(str(p), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript loading
+            module = torch.jit.load(str(p), map_location="cpu")
     else:
         module = _load_pickled(p)
     if not isinstance(module, (nn.Module, torch.jit.ScriptModule)):

@@ -12,9 +12,6 @@ from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from cosim.config import PRESET_NAMES, load_preset
 from cosim.errors import InputError
 
@@ -75,8 +72,10 @@ def _preset(args: argparse.Namespace):
     return preset.with_(**changes) if changes else preset
 
 
-def make_inputs(module: torch.nn.Module, args: argparse.Namespace) -> torch.Tensor:
-    """The input batch: from --input, or uniform in [-1, 1) from --seed."""
+def make_inputs(module, args: argparse.Namespace):
+    """The input batch (float64 tensor): from --input, or uniform in [-1, 1) from --seed."""
+    import torch
+
     from cosim.layers import steps
 
     if args.input:
@@ -114,6 +113,8 @@ def make_inputs(module: torch.nn.Module, args: argparse.Namespace) -> torch.Tens
 
 
 def run_simulate(args: argparse.Namespace) -> int:
+    import torch
+
     from cosim.checkpoint import Checkpoint
     from cosim.layers import load_layer
     from cosim.orchestrate import SimOptions, Simulation, relative_error
