@@ -13,9 +13,12 @@ DEMO   := demo-run
 .PHONY: demo test test-slow setup ngspice netlists bench clean
 
 demo: setup
-	$(BIN)/cosim example tile4 --out-dir $(DEMO)
-	$(BIN)/cosim tile --conductance $(DEMO)/G.npy --voltage $(DEMO)/V.npy \
-	    --r-wire 1 --r-driver 10 --access nmos --engine spice --out $(DEMO)/tile.h5
+	$(BIN)/cosim example mlp-digits --out-dir $(DEMO)
+	$(BIN)/cosim simulate $(DEMO)/mlp_digits.pt --tile 128 --input $(DEMO)/digits_x.pt \
+	    --preset seed001_mlp --out $(DEMO)/mlp_digits.run.h5
+	$(BIN)/cosim example conv --out-dir $(DEMO)
+	$(BIN)/cosim simulate $(DEMO)/conv.pt --tile 128 --batch 1 --input-size 6,6 \
+	    --out $(DEMO)/conv.run.h5
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -44,6 +47,8 @@ netlists: setup
 
 bench: setup
 	$(BIN)/python bench/spice_tile.py
+	$(BIN)/python bench/fast_solver.py
+	$(BIN)/python bench/simulate.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) build *.egg-info

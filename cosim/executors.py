@@ -27,7 +27,8 @@ def map_tasks(fn: Callable[[T], R], tasks: list[T], on_result: Callable[[T, R], 
         raise InputError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if not tasks:
         return
-    bar = tqdm(total=len(tasks), desc=description, unit="tile", file=sys.stderr, disable=quiet,
+    bar = tqdm(total=len(tasks), desc=description, unit="tile", file=sys.stderr,
+               disable=True if quiet else None,  # None: only on a terminal
                leave=False)
     try:
         if executor == "dask":
