@@ -179,7 +179,7 @@ class Simulation:
     def linear(self, name: str, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         _check_features(name, x.shape[-1], layer.in_features)
         flat = x.reshape(-1, x.shape[-1]).numpy()
-        y = self.matmul(name, map_weights(_np(layer.weight), self.preset.device), flat)
+        y = self.matmul(name, self.map(name, _np(layer.weight)), flat)
         if layer.bias is not None:
             y = y + _np(layer.bias)
         return torch.from_numpy(y).reshape(*x.shape[:-1], -1)
@@ -203,7 +203,7 @@ class Simulation:
         for gi in range(groups):
             label = name if groups == 1 else f"{name}.g{gi}"
             w_group = weight[gi * out_per_group:(gi + 1) * out_per_group].reshape(out_per_group, -1)
-            mapped = map_weights(w_group, self.preset.device)
+            mapped = self.map(label, w_group)
             outputs.append(self.matmul(label, mapped, patches[:, gi * k_group:(gi + 1) * k_group]))
         y = np.concatenate(outputs, axis=1)
         if conv.bias is not None:
@@ -225,9 +225,9 @@ class Simulation:
             w_ih, w_hh = _np(getattr(gru, f"weight_ih_l{k}")), _np(getattr(gru, f"weight_hh_l{k}"))
             b_ih = _np(getattr(gru, f"bias_ih_l{k}")) if gru.bias else np.zeros(3 * hidden)
             b_hh = _np(getattr(gru, f"bias_hh_l{k}")) if gru.bias else np.zeros(3 * hidden)
-            gi = self.matmul(f"{name}.ih_l{k}", map_weights(w_ih, self.preset.device),
+            gi = self.matmul(f"{name}.ih_l{k}", self.map(f"{name}.ih_l{k}", w_ih),
                              layer_in.reshape(batch * steps_, -1)).reshape(batch, steps_, 3 * hidden) + b_ih
-            mapped_hh = map_weights(w_hh, self.preset.device)
+            mapped_hh = self.map(f"{name}.hh_l{k}", w_hh)
             h = np.zeros((batch, hidden))
             outs = []
             for t in range(steps_):
@@ -246,6 +246,10 @@ class Simulation:
         return output, torch.from_numpy(np.stack(finals))
 
     # ----- one matrix on tiles -------------------------------------------------
+    def map(self, label: str, weight: np.ndarray) -> MappedMatrix:
+        """The conductance pairs of matrix `label` (outputs x inputs weights)."""
+        return map_weights(weight, self.preset.device)
+
     def matmul(self, label: str, mapped: MappedMatrix, x: np.ndarray, x_max: float | None = None,
                recurrent: bool = False) -> np.ndarray:
         """x @ W.T through the tiles of one matrix: (N, inputs) -> (N, outputs)."""
