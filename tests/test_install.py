@@ -17,7 +17,9 @@ def test_non_editable_install_finds_circuits_and_models(tmp_path):
                     "--target", str(target), str(REPO)], check=True, timeout=300, capture_output=True)
     probe = ("from cosim.resources import resource_path as r; import cosim; "
              "print(cosim.__file__); "
-             "print(r('circuits','tia.cir')); print(r('models','vteam.va')); print(r('models','vteam.lib'))")
+             "print(r('circuits','tia.cir')); print(r('models','vteam.va')); print(r('models','vteam.lib')); "
+             "print(r('circuits','vacask/tia.inc')); print(r('circuits','vacask/blocks.va')); "
+             "print(r('presets','seed000_vteam.json'))")
     env = dict(os.environ, PYTHONPATH=str(target))
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True,
                          text=True, check=True, timeout=60)

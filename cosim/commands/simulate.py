@@ -44,6 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--spice-max-tile", type=int, default=32, metavar="K",
                      help="auto sends tiles of at most K rows and columns to ngspice (default 32: "
                           "about 2 s for 20 input vectors here)")
+    run.add_argument("--spice", choices=("ngspice", "vacask"), default="ngspice",
+                     help="SPICE engine of SPICE tiles and spot checks (vacask: pip install 'cosim[vacask]')")
     run.add_argument("--spot-check", type=int, default=0, metavar="K",
                      help="also run K random fast tiles through ngspice and record the error")
     run.add_argument("--spot-vectors", type=int, default=4, metavar="N",
@@ -126,7 +128,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     preset = _preset(args)
     options = SimOptions(tile=args.tile, split=args.split, engine=args.engine,
                          spice_max_tile=args.spice_max_tile, spot_check=args.spot_check,
-                         spot_vectors=args.spot_vectors,
+                         spot_vectors=args.spot_vectors, spice=args.spice,
                          workers=args.workers, executor=args.executor, scheduler=args.scheduler,
                          seed=args.seed, quiet=args.quiet, calibration=args.calibration)
     x = make_inputs(module, args)
@@ -153,7 +155,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     converters_error = relative_error(converters_only.forward(module, x), ideal)
     config = {"preset": asdict(preset), "options": asdict(options), "layer": str(args.layer),
               "input_shape": list(x.shape), "adc_full_scale_v": simulation.adc_vfs}
-    attrs = {"config": json.dumps(config), "versions": versions(spice=True, torch=True),
+    attrs = {"config": json.dumps(config), "versions": versions(spice=True, torch=True, spice_engine=args.spice),
              "command": shlex.join(["cosim", *sys.argv[1:]]), "relative_error": error,
              "converters_only_relative_error": converters_error}
     with atomic_h5(out) as h5:
@@ -175,7 +177,8 @@ def _summary(module, x, outputs, simulation, errors: tuple[float, float], reused
           + (f" ({reused} reused from an interrupted run)" if reused else ""))
     spots = [r.spot["max_rel_error"] for r in simulation.records.values() if r.spot]
     if spots:
-        print(f"spot checks: {len(spots)} tiles, fast vs ngspice max relative error {max(spots):.3g}")
+        print(f"spot checks: {len(spots)} tiles, fast vs {simulation.options.spice} max relative error "
+              f"{max(spots):.3g}")
     print(f"relative error vs float PyTorch: {errors[0]:.4g} (ideal array with the same DAC/ADC: "
           f"{errors[1]:.4g}; the rest is wires, drivers and access devices)")
     print(f"time: {seconds:.2f} s; wrote {out}")
