@@ -43,6 +43,15 @@ def write_golden_netlists(directory: Path) -> list[Path]:
 
 
 LAYER_EXAMPLES = ("linear", "conv", "gru", "mlp-digits")
+# The seed networks (cosim.networks; `cosim example NAME` writes NAME.pt).
+NETWORKS = {
+    "resnet18-cbam": "seed 000: ResNet-18 + CBAM, 1x48x48 input, 7 classes; random weights (FER2013 is not "
+                     "available here), for timing",
+    "binarized-cnn": "seed 002 stand-in: binarized CNN (+-alpha weights) with a dense head, trained on 1x8x8 "
+                     "digits",
+    "gru-digits": "seed 004 stand-in: GRU 8 -> 32 over a digit's 8 rows, Linear head, trained on digits",
+    "abs-mlp": "seed 001: 64-100-10 MLP with Abs activation trained on digits (same as mlp-digits)",
+}
 
 
 def make_linear() -> "torch.nn.Module":

@@ -36,6 +36,11 @@ Two transfer-matrix solvers (``method=``), equal to ~1e-14:
   the last block gives the TIA currents. O(R C^3) flops, O(C^2 + R C) memory.
 - 'splu': the nodal matrix assembled and factored with scipy's sparse LU,
   solved for the C outputs (adjoint); the cross-check and fallback.
+
+TIAs: every TIA input is held at exactly 0 V and vout = rs * current times
+the DC closed-loop factor of a finite-gain TIA (`tia_gain`). The input
+resistance of a finite-gain TIA (about rs/a0) is not modelled: it moves
+the currents by ~4e-5 (rs = 100 ohm, a0 = 1e5, 16x16, 1 ohm wires).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -113,13 +118,20 @@ def _chain_excess(h: np.ndarray, w: float) -> tuple[np.ndarray, np.ndarray]:
     return phi, psi
 
 
-def _chain_inverse(h: np.ndarray, w: float) -> tuple[np.ndarray, np.ndarray]:
-    """Inverses K (n, m, m) of the tridiagonal chains of `_chain_excess`, and
-    ``1/K_jj - h_j`` (n, m) (what the chain adds to node j's own conductance).
+def _chain_inverse(h: np.ndarray, w: float) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray,
+                                                    np.ndarray | None]:
+    """Inverses K of the tridiagonal chains of `_chain_excess` (h: (n, m)).
 
     K is semiseparable: ``K_jk = K_jj * prod_{l=j+1..k} w / (psi_l + w)``
-    for k >= j (and symmetric), evaluated in the log domain so that long,
-    strongly damped chains underflow to 0 instead of overflowing.
+    for k >= j, symmetric. With lam_k = -sum_{l<=k} log1p(psi_l / w) this is
+    ``K_jk = left_j * right_k`` (j <= k), left = K_jj e^{-lam}, right = e^{lam}.
+
+    Returns:
+        left, right (n, m), or (None, None) when e^{-lam} would overflow
+        (very long, strongly damped chains); side (n, m) = 1/K_jj - h_j,
+        what the chain adds to node j's own conductance (S); and the dense
+        K (n, m, m) only in the overflow case (from e^{-|lam_j - lam_k|},
+        which underflows to 0 instead).
     """
     n, m = h.shape
     phi, psi = _chain_excess(h, w)
@@ -132,17 +144,11 @@ def _chain_inverse(h: np.ndarray, w: float) -> tuple[np.ndarray, np.ndarray]:
     if m > 1:
         log_step[:, 1:] = -np.log1p(psi[:, 1:] / w)
     lam = np.cumsum(log_step, axis=1)  # <= 0, decreasing along the chain
-    upper = np.triu(np.ones((m, m), dtype=bool))
     if -lam[:, -1].min() < _LOG_SAFE:
-        # K_jk = (K_jj e^{-lam_j}) e^{lam_k}: two exps per node, no overflow.
-        left = k_diag * np.exp(-lam)
-        outer = left[:, :, None] * np.exp(lam)[:, None, :]
-        k = np.where(upper, outer, outer.transpose(0, 2, 1))
-    else:
-        gap = np.abs(lam[:, :, None] - lam[:, None, :])
-        first = np.minimum.outer(np.arange(m), np.arange(m))
-        k = k_diag[:, first] * np.exp(-gap)
-    return k, side
+        return k_diag * np.exp(-lam), np.exp(lam), side, None
+    gap = np.abs(lam[:, :, None] - lam[:, None, :])
+    first = np.minimum.outer(np.arange(m), np.arange(m))
+    return None, None, side, k_diag[:, first] * np.exp(-gap)
 
 
 def _row_blocks(g: np.ndarray, g_wire: float, g_driver: float | None) -> tuple[np.ndarray, np.ndarray]:
@@ -155,29 +161,35 @@ def _row_blocks(g: np.ndarray, g_wire: float, g_driver: float | None) -> tuple[n
             (i, 0) directly (r_driver = 0: that node is pinned to v_i).
 
     Returns:
-        D (n, C, C): each row's cell conductances seen from its column nodes
-        (S; column wires not included); u (n, C): the current injected into
-        each column node per volt of the row's input (S).
+        D (n, C, C): each row's cell conductances seen from its column nodes,
+        diag(g) - G K G (S; column wires not included); u (n, C): the current
+        injected into each column node per volt of the row's input (S).
     """
     n, cols = g.shape
     first = 0 if g_driver is not None else 1  # first free row node
     free = g[:, first:]
+    m = free.shape[1]
     d = np.zeros((n, cols, cols))
     u = np.zeros((n, cols))
     idx = np.arange(cols)
-    d[:, idx, idx] = g
-    if free.shape[1] > 0:
+    if m > 0:
         extra = np.zeros_like(free)
         extra[:, 0] = g_driver if g_driver is not None else g_wire
-        k, side = _chain_inverse(free + extra, g_wire)
-        block = -(free[:, :, None] * k * free[:, None, :])
-        fidx = idx[first:]
+        left, right, side, k = _chain_inverse(free + extra, g_wire)
+        block = d[:, first:, first:]
+        if k is None:
+            a, b = free * left, free * right  # (G K G)_jk = a_j b_k for j <= k
+            upper = np.triu(np.ones((m, m), dtype=bool))
+            np.negative(np.where(upper, a[:, :, None] * b[:, None, :], b[:, :, None] * a[:, None, :]), out=block)
+            k_diag, k_col0 = left * right, left[:, :1] * right
+        else:
+            np.negative(free[:, :, None] * k * free[:, None, :], out=block)
+            k_diag, k_col0 = k[:, np.arange(m), np.arange(m)], k[:, :, 0]
         # Diagonal without cancellation: g - g^2 K_jj = g K_jj (1/K_jj - g).
-        diag = free * k[:, np.arange(free.shape[1]), np.arange(free.shape[1])] * (extra + side)
-        block[:, np.arange(free.shape[1]), np.arange(free.shape[1])] = diag
-        d[:, first:, first:] = block
-        u[:, first:] = extra[:, :1] * free * k[:, :, 0]
+        block[:, np.arange(m), np.arange(m)] = free * k_diag * (extra + side)
+        u[:, first:] = extra[:, :1] * free * k_col0
     if first == 1:
+        d[:, 0, 0] = g[:, 0]
         u[:, 0] = g[:, 0]
     return d, u
 
@@ -187,46 +199,61 @@ def _rows_per_chunk(cols: int) -> int:
     return max(1, (32 * 2**20) // (8 * 4 * cols * cols))
 
 
-def transfer_structured(g: np.ndarray, r_wire: float, r_driver: float, device: str | None = None) -> np.ndarray:
-    """Transfer matrix T (R, C) (S) of a tile with r_wire > 0: current = v @ T.
+def _schur_inverses(g: np.ndarray, w: float, g_driver: float | None, device: str | None = None) -> Iterator:
+    """Walk down the rows of the column-node system: yield (i, S_i^{-1}, u_i).
 
-    Block-tridiagonal elimination down the rows: S_0 = D_0 + w I,
-    S_i = D_i + 2w I - w^2 S_{i-1}^{-1} (w = 1/r_wire, D_i from
-    `_row_blocks`); the right-hand sides of all R inputs ride along
-    (Y_i = w S_{i-1}^{-1} Y_{i-1} plus row i's injection u_i), and the TIA
-    currents are w S_{R-1}^{-1} Y_{R-1}. The dense C x C work runs in torch
-    (float64; MKL on CPU, which stays fast with two busy cores where
-    OpenBLAS's threads stall), on `device` (default CPU).
+    S_0 = D_0 + w I, S_i = D_i + 2w I - w^2 S_{i-1}^{-1} (D_i, u_i from
+    `_row_blocks`, built a chunk of rows at a time). The dense C x C work
+    runs in torch (float64; MKL on CPU, which stays fast on two busy cores
+    where OpenBLAS's threads stall), on `device` (default CPU).
     """
     import torch
 
     dev = torch.device(device or "cpu")
     rows, cols = g.shape
-    w = 1.0 / r_wire
-    g_driver = None if r_driver == 0 else 1.0 / r_driver
-    y = torch.zeros((cols, rows), dtype=torch.float64, device=dev)
-    s_inv = torch.zeros((cols, cols), dtype=torch.float64, device=dev)
     step = _rows_per_chunk(cols)
+    s_inv = None
     for start in range(0, rows, step):
         d_chunk, u_chunk = _row_blocks(g[start:start + step], w, g_driver)
         d_all = torch.from_numpy(d_chunk).to(dev)
         u_all = torch.from_numpy(u_chunk).to(dev)
         for k in range(d_all.shape[0]):
-            i = start + k
             s = d_all[k]
-            if i == 0:
+            if s_inv is None:
                 s.diagonal().add_(w)
             else:
                 s.sub_(s_inv, alpha=w * w)
                 s.diagonal().add_(2.0 * w)
-                y[:, :i] = torch.mm(s_inv, y[:, :i]).mul_(w)
-            y[:, i] = u_all[k]
             factor, info = torch.linalg.cholesky_ex(s)
             if int(info) != 0:
-                raise CosimError(f"tile matrix is not positive definite at row {i} (Cholesky info "
-                                 f"{int(info)}); check for extreme conductances or use method='splu'")
+                raise CosimError(f"tile matrix is not positive definite at row {start + k}; check for "
+                                 "extreme conductances or use method='splu'")
             s_inv = torch.cholesky_inverse(factor)
-    return (torch.mm(s_inv, y).mul_(w)).T.cpu().numpy()
+            yield start + k, s_inv, u_all[k]
+
+
+def transfer_structured(g: np.ndarray, r_wire: float, r_driver: float, device: str | None = None) -> np.ndarray:
+    """Transfer matrix T (R, C) (S) of a tile with r_wire > 0: current = v @ T.
+
+    Block-tridiagonal elimination down the rows (`_schur_inverses`), the
+    right-hand sides of all R inputs riding along: Y_i = w S_{i-1}^{-1} Y_{i-1}
+    plus row i's injection u_i in column i; the TIA currents are
+    w S_{R-1}^{-1} Y_{R-1}. No back substitution: only the last row's column
+    nodes feed the TIAs. O(R C^3 + R^2 C^2) flops, O(C^2 + R C) memory.
+    """
+    import torch
+
+    rows, cols = g.shape
+    w = 1.0 / r_wire
+    g_driver = None if r_driver == 0 else 1.0 / r_driver
+    y = torch.zeros((cols, rows), dtype=torch.float64, device=torch.device(device or "cpu"))
+    previous = None
+    for i, s_inv, u in _schur_inverses(g, w, g_driver, device):
+        if previous is not None:
+            y[:, :i] = torch.mm(previous, y[:, :i]).mul_(w)
+        y[:, i] = u
+        previous = s_inv
+    return (torch.mm(previous, y).mul_(w)).T.cpu().numpy()
 
 
 def transfer_no_wires(g: np.ndarray, r_driver: float) -> np.ndarray:
@@ -325,23 +352,8 @@ def factor_structured(g: np.ndarray, r_wire: float, r_driver: float) -> Structur
         pivots = phi.copy()
         pivots[:, :-1] += w
     s_inv = torch.empty((rows, cols, cols), dtype=torch.float64)
-    step = _rows_per_chunk(cols)
-    for start in range(0, rows, step):
-        d_chunk, _ = _row_blocks(g[start:start + step], w, g_driver)
-        d_all = torch.from_numpy(d_chunk)
-        for k in range(d_all.shape[0]):
-            i = start + k
-            s = d_all[k]
-            if i == 0:
-                s.diagonal().add_(w)
-            else:
-                s.sub_(s_inv[i - 1], alpha=w * w)
-                s.diagonal().add_(2.0 * w)
-            factor, info = torch.linalg.cholesky_ex(s)
-            if int(info) != 0:
-                raise CosimError(f"tile matrix is not positive definite at row {i}; check for extreme "
-                                 "conductances or use method='splu'")
-            s_inv[i] = torch.cholesky_inverse(factor)
+    for i, block, _ in _schur_inverses(g, w, g_driver):
+        s_inv[i] = block
     return StructuredFactor(g=g, w=w, g_driver=g_driver, pivots=pivots, s_inv=s_inv)
 
 
@@ -688,6 +700,8 @@ def apply_transfer(v: np.ndarray, transfer: np.ndarray, backend: str = "numpy", 
     chunk = chunk or default_chunk(rows, cols)
     if chunk < 1:
         raise InputError(f"chunk must be >= 1 input vector, got {chunk}")
+    if backend == "numpy" and transfer_neg is None and v.shape[0] <= chunk:
+        return v @ transfer
     out = np.empty((v.shape[0], cols))
     if backend == "numpy":
         for start in range(0, v.shape[0], chunk):

@@ -40,10 +40,14 @@ class MappedMatrix:
     weight_per_siemens: float
 
 
-def map_weights(weight: np.ndarray, device: VteamParams) -> MappedMatrix:
-    """Map W (outputs, inputs) onto differential pairs in the device's range."""
+def map_weights(weight: np.ndarray, device: VteamParams, w_max: float | None = None) -> MappedMatrix:
+    """Map W (outputs, inputs) onto differential pairs in the device's range
+    (`w_max`: a fixed scale instead of max |W|; larger |W| saturate)."""
     w = np.asarray(weight, dtype=float).T
-    w_max = float(np.max(np.abs(w))) or 1.0
+    if w_max is None:
+        w_max = float(np.max(np.abs(w))) or 1.0
+    else:
+        w = np.clip(w, -w_max, w_max)
     span = device.g_max - device.g_min
     g_pos = device.g_min + span * np.clip(w, 0, None) / w_max
     g_neg = device.g_min + span * np.clip(-w, 0, None) / w_max

@@ -26,6 +26,7 @@ from cosim.engines import solve
 from cosim.errors import InputError
 from cosim.executors import map_tasks
 from cosim.layers import steps
+from cosim.nonideal import NonIdeal, apply as apply_nonideal, label_rng
 from cosim.mapping import (MappedMatrix, currents_to_outputs, input_range, inputs_to_voltages,
                            map_weights, tile_conductance)
 from cosim.partition import TileSlice, partition_matrix
@@ -56,6 +57,7 @@ class SimOptions:
         spice_timeout_s: wall-clock limit of one ngspice run (s).
         calibration: fast-solver access calibration JSON (None: solver default).
         spice: SPICE engine of ngspice tiles and spot checks: 'ngspice' or 'vacask'.
+        nonideal: mapping-stage device non-idealities (cosim.nonideal), drawn per matrix from `seed`.
     """
 
     tile: int = 128
@@ -72,6 +74,7 @@ class SimOptions:
     spice_timeout_s: float = 600.0
     calibration: str | None = None
     spice: str = "ngspice"
+    nonideal: NonIdeal = NonIdeal()
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -114,6 +117,7 @@ class TileRecord:
     sample_voltages: np.ndarray | None = None
     sample_current: np.ndarray | None = None
     spot: dict[str, np.ndarray | float] | None = None
+    fault_mask: np.ndarray | None = None  # (rows, cols) int8: 0 ok, 1 stuck HRS, 2 stuck LRS
 
 
 def run_tile_task(task: TileTask) -> dict[str, np.ndarray]:
@@ -148,6 +152,8 @@ class Simulation:
         self.records: dict[str, TileRecord] = {}
         self.adc_vfs: dict[str, float] = {}
         self._fast_tiles: dict[str, object] = {}
+        self.fault_masks: dict[str, dict[str, np.ndarray]] = {}
+        self.weight_scale: dict[str, float] = {}  # label -> fixed w_max (in-situ training)
 
     # ----- routing and tiles -------------------------------------------------
     def engine_for(self, tile: TileSlice) -> str:
@@ -194,12 +200,8 @@ class Simulation:
         if isinstance(conv.padding, str) or conv.padding_mode != "zeros":
             raise InputError(f"{name}: Conv2d padding={conv.padding!r}, padding_mode={conv.padding_mode!r} "
                              "is not supported; use integer zero padding")
-        kh, kw = conv.kernel_size
-        cols = F.unfold(x, (kh, kw), dilation=conv.dilation, padding=conv.padding, stride=conv.stride)
-        batch, k_total, positions = cols.shape
-        h_out = (x.shape[2] + 2 * conv.padding[0] - conv.dilation[0] * (kh - 1) - 1) // conv.stride[0] + 1
-        w_out = (x.shape[3] + 2 * conv.padding[1] - conv.dilation[1] * (kw - 1) - 1) // conv.stride[1] + 1
-        patches = cols.transpose(1, 2).reshape(batch * positions, k_total).numpy()
+        patches, h_out, w_out = im2col(x, conv)
+        batch, positions, k_total = x.shape[0], h_out * w_out, patches.shape[1]
         weight = _np(conv.weight)
         groups, out_per_group = conv.groups, conv.out_channels // conv.groups
         k_group = k_total // groups
@@ -252,7 +254,13 @@ class Simulation:
     # ----- one matrix on tiles -------------------------------------------------
     def map(self, label: str, weight: np.ndarray) -> MappedMatrix:
         """The conductance pairs of matrix `label` (outputs x inputs weights)."""
-        return map_weights(weight, self.preset.device)
+        mapped = map_weights(weight, self.preset.device, w_max=self.weight_scale.get(label))
+        if not self.options.nonideal.active:
+            return mapped
+        mapped, masks = apply_nonideal(mapped, self.options.nonideal, label_rng(self.options.seed, label),
+                                       self.preset.device)
+        self.fault_masks[label] = masks
+        return mapped
 
     def matmul(self, label: str, mapped: MappedMatrix, x: np.ndarray, x_max: float | None = None,
                recurrent: bool = False) -> np.ndarray:
@@ -324,6 +332,10 @@ class Simulation:
             keep = min(self.options.spot_vectors, task.voltages.shape[0])
             record.sample_voltages = task.voltages[:keep]
             record.sample_current = result["current"][:keep]
+            masks = self.fault_masks.get(layer)
+            if masks is not None:
+                stuck = MappedMatrix(masks["stuck_pos"], masks["stuck_neg"], 1.0)
+                record.fault_mask = tile_conductance(stuck, task.tile).astype(np.int8)
         record.wall_s += float(result["wall_s"])
         record.vectors += task.voltages.shape[0]
 
@@ -339,6 +351,8 @@ class Simulation:
         return {name: peripherals.adc_codes(vout, bits, vfs) * lsb / rs for name, vout in vouts.items()}
 
     def _warn_spice_time(self, tasks: list[TileTask]) -> None:
+        if self.options.spice != "ngspice":
+            return  # the bench table is ngspice's; VACASK is ~100x faster at 128x128
         total = sum(estimate_spice_seconds(t.spec.rows, t.spec.cols, t.voltages.shape[0])
                     for t in tasks if t.engine == "spice")
         if total > SPICE_WARN_SECONDS:
@@ -346,13 +360,20 @@ class Simulation:
                           f"(bench/spice_tile.py); use --engine auto or fast for big tiles", stacklevel=3)
 
     # ----- spot checks -----------------------------------------------------------
-    def spot_check(self) -> None:
-        """Run K random non-ngspice tiles through ngspice on their first vectors."""
+    def spot_check(self, names: list[str] | None = None) -> None:
+        """Run K random non-SPICE tiles (or the named ones) through SPICE on their first vectors."""
         candidates = sorted(name for name, r in self.records.items() if r.engine != "spice")
-        if not self.options.spot_check or not candidates:
+        if names:
+            unknown = sorted(set(names) - set(self.records))
+            if unknown:
+                raise InputError(f"no tile named {', '.join(unknown)}; this layer has: "
+                                 f"{', '.join(sorted(self.records)[:12])}...")
+            chosen = names
+        elif not self.options.spot_check or not candidates:
             return
-        rng = np.random.default_rng(self.options.seed)
-        chosen = rng.choice(candidates, size=min(self.options.spot_check, len(candidates)), replace=False)
+        else:
+            rng = np.random.default_rng(self.options.seed)
+            chosen = rng.choice(candidates, size=min(self.options.spot_check, len(candidates)), replace=False)
         tasks = [TileTask(name, "", self.records[name].tile, self.records[name].spec,
                           self.records[name].sample_voltages, "spice", self.options.spice_timeout_s,
                           spice=self.options.spice)
@@ -369,6 +390,18 @@ class Simulation:
 
         map_tasks(run_tile_task, tasks, compare, executor=self.options.executor, workers=self.options.workers,
                   scheduler=self.options.scheduler, description="spot checks", quiet=self.options.quiet)
+
+
+def im2col(x: torch.Tensor, conv: nn.Module) -> tuple[np.ndarray, int, int]:
+    """Conv2d input patches (B * H_out * W_out, C * kh * kw) in F.unfold's
+    order, and H_out, W_out: one strided copy (F.unfold in float64 is 3-8x slower)."""
+    (kh, kw), (sh, sw), (dh, dw), (ph, pw) = conv.kernel_size, conv.stride, conv.dilation, conv.padding
+    xp = F.pad(x, (pw, pw, ph, ph)).contiguous()
+    b, c, h, w = xp.shape
+    h_out, w_out = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+    s = xp.stride()
+    windows = xp.as_strided((b, h_out, w_out, c, kh, kw), (s[0], s[2] * sh, s[3] * sw, s[1], s[2] * dh, s[3] * dw))
+    return windows.reshape(b * h_out * w_out, c * kh * kw).numpy(), h_out, w_out
 
 
 def _original(module: nn.Module) -> str:

@@ -112,9 +112,9 @@ def random_tile(rng: np.random.Generator, shape: tuple[int, int], device: VteamP
 
 
 def check_tile(index: int, spec: TileSpec, v: np.ndarray, *, calibration: Any = None, nonlinear: str = "auto",
-               timeout_s: float = 600.0) -> TileCheck:
-    """Solve one tile with both engines and compare."""
-    ref = solve_spice(spec, v, timeout_s=timeout_s)
+               timeout_s: float = 600.0, spice: str = "ngspice") -> TileCheck:
+    """Solve one tile with both engines (SPICE: 'ngspice' or 'vacask') and compare."""
+    ref = solve_spice(spec, v, timeout_s=timeout_s, spice=spice)
     got = solve_fast(spec, v, calibration=calibration, nonlinear=nonlinear)
     err = relative_errors(got.current, ref.current)
     return TileCheck(index=index, rows=spec.rows, cols=spec.cols, max_rel=float(err.max()),
@@ -124,7 +124,8 @@ def check_tile(index: int, spec: TileSpec, v: np.ndarray, *, calibration: Any = 
 
 def spotcheck(k: int, size: int | tuple[int, int], *, seed: int = 0, batch: int = 4, v_max: float = 0.3,
               device: VteamParams | None = None, calibration: Any = None, nonlinear: str = "auto",
-              plot: str | Path | None = None, timeout_s: float = 600.0, **spec_kwargs: Any) -> SpotcheckReport:
+              plot: str | Path | None = None, timeout_s: float = 600.0, spice: str = "ngspice",
+              **spec_kwargs: Any) -> SpotcheckReport:
     """Compare the fast solver with ngspice on `k` random tiles.
 
     Args:
@@ -137,7 +138,8 @@ def spotcheck(k: int, size: int | tuple[int, int], *, seed: int = 0, batch: int 
         calibration: access calibration (object or JSON path) for nmos tiles.
         nonlinear: fast solver mode ('auto', 'newton', 'linear').
         plot: write a PNG here (None: no plot).
-        timeout_s: ngspice limit per tile (s).
+        timeout_s: SPICE limit per tile (s).
+        spice: SPICE engine, 'ngspice' or 'vacask'.
         **spec_kwargs: TileSpec settings (r_wire, r_driver, access, nmos, tia, dac, adc).
     """
     if k < 1:
@@ -152,9 +154,9 @@ def spotcheck(k: int, size: int | tuple[int, int], *, seed: int = 0, batch: int 
         spec = random_tile(rng, shape, device, name=f"spot{index}", **spec_kwargs)
         v = rng.uniform(-v_max, v_max, size=(batch, shape[0]))
         tiles.append(check_tile(index, spec, v, calibration=calibration, nonlinear=nonlinear,
-                                timeout_s=timeout_s))
+                                timeout_s=timeout_s, spice=spice))
     errs = np.concatenate([relative_errors(t.fast_current, t.spice_current).ravel() for t in tiles])
-    settings = {"k": k, "shape": list(shape), "seed": seed, "batch": batch, "v_max": v_max,
+    settings = {"k": k, "shape": list(shape), "seed": seed, "spice": spice, "batch": batch, "v_max": v_max,
                 "device": asdict(device), "nonlinear": nonlinear,
                 "calibration": str(calibration) if isinstance(calibration, (str, Path)) else
                 ("given" if calibration is not None else None),

@@ -111,6 +111,8 @@ def write_run(h5: h5py.File, inputs: np.ndarray, outputs: np.ndarray, ideal: np.
         group.create_dataset("g_neg", data=record.g_neg).attrs["units"] = "S"
         if record.netlist:
             group.create_dataset("netlist", data=record.netlist, dtype=strings)
+        if getattr(record, "fault_mask", None) is not None:
+            group.create_dataset("fault_mask", data=record.fault_mask).attrs["codes"] = "0 ok, 1 stuck HRS, 2 stuck LRS"
         if record.spot:
             spot = group.create_group("spot_check")
             spot.attrs["max_rel_error"] = record.spot["max_rel_error"]

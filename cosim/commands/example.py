@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.examples import LAYER_EXAMPLES
+from cosim.examples import LAYER_EXAMPLES, NETWORKS
 
 DESCRIPTIONS = {
     "tile4": "a 4x4 VTEAM tile (G.npy, S) and 2 input vectors (V.npy, V) for `cosim tile`",
@@ -15,6 +15,7 @@ DESCRIPTIONS = {
     "conv": "Conv2d 3 -> 8, 3x3, padding 1, then ReLU (its 27x16 tile runs in ngspice)",
     "gru": "GRU 8 -> 16 with a last-step Linear head (seed 004 style)",
     "mlp-digits": "64-100-10 MLP with Abs activation trained on scikit-learn's digits, plus 64 test inputs",
+    **NETWORKS,
 }
 
 
@@ -22,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     example = sub.add_parser("example", help="write a bundled example's files",
                              description="\n".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()),
                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    example.add_argument("name", choices=("tile4", *LAYER_EXAMPLES), help="which example")
+    example.add_argument("name", choices=("tile4", *LAYER_EXAMPLES, *NETWORKS), help="which example")
     example.add_argument("--out-dir", default=".", metavar="DIR")
     example.set_defaults(run=run)
 
@@ -37,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
         np.save(out / "G.npy", g)
         np.save(out / "V.npy", v)
         paths = [out / "G.npy", out / "V.npy"]
+    elif args.name in NETWORKS:
+        from cosim.networks import write_network
+
+        paths = write_network(args.name, out)
     else:
         paths = write_layer_example(args.name, out)
     print(f"{args.name}: {DESCRIPTIONS[args.name]}")

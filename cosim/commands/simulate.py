@@ -38,6 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     hw.add_argument("--r-wire", type=float, metavar="OHM", help="override the preset's wire segment")
     hw.add_argument("--r-driver", type=float, metavar="OHM", help="override the preset's row driver")
     hw.add_argument("--access", choices=("none", "nmos"), help="override the preset's access device")
+    from cosim.nonideal import add_arguments as add_nonideal_arguments
+    add_nonideal_arguments(sim)
     run = sim.add_argument_group("engines and execution")
     run.add_argument("--engine", choices=("auto", "spice", "fast", "ideal"), default="auto",
                      help="auto: small tiles to ngspice, the rest to the fast solver (default)")
@@ -119,6 +121,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 
     from cosim.checkpoint import Checkpoint
     from cosim.layers import load_layer
+    from cosim.nonideal import from_arguments as nonideal_from_arguments
     from cosim.orchestrate import SimOptions, Simulation, relative_error
     from cosim.provenance import versions
     from cosim.store import atomic_h5, check_output_path, write_run
@@ -130,7 +133,8 @@ def run_simulate(args: argparse.Namespace) -> int:
                          spice_max_tile=args.spice_max_tile, spot_check=args.spot_check,
                          spot_vectors=args.spot_vectors, spice=args.spice,
                          workers=args.workers, executor=args.executor, scheduler=args.scheduler,
-                         seed=args.seed, quiet=args.quiet, calibration=args.calibration)
+                         seed=args.seed, quiet=args.quiet, calibration=args.calibration,
+                         nonideal=nonideal_from_arguments(args))
     x = make_inputs(module, args)
     out = check_output_path(args.out or f"{Path(args.layer).stem}.run.h5")
     with torch.no_grad():

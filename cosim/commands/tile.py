@@ -16,8 +16,10 @@ from cosim.commands.transient_read import (add_transient_options, check_transien
 def add_parser(sub: argparse._SubParsersAction) -> None:
     tile = sub.add_parser("tile", help="solve one crossbar tile")
     add_tile_options(tile)
-    tile.add_argument("--engine", choices=("spice", "ideal"), default="spice",
-                      help="ngspice or the ideal v@G reference (default spice)")
+    tile.add_argument("--engine", choices=("spice", "fast", "ideal"), default="spice",
+                      help="SPICE, the fast IR-drop solver, or the ideal v@G reference (default spice)")
+    tile.add_argument("--calibration", metavar="CAL.json",
+                      help="--engine fast: access calibration from `cosim calibrate`")
     tile.add_argument("--spice", choices=("ngspice", "vacask"), default="ngspice",
                       help="SPICE engine for --engine spice: ngspice (behavioral VTEAM) or VACASK "
                            "(Verilog-A VTEAM; pip install 'cosim[vacask]') (default ngspice)")
@@ -48,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         result, transient, disturb = run_transient_read(spec, v, args)
     else:
         options = {"timeout_s": args.timeout, "spice": args.spice} if args.engine == "spice" else {}
+        if args.engine == "fast" and args.calibration:
+            options["calibration"] = args.calibration
         result = solve(spec, v, engine=args.engine, **options)
     if args.irdrop:
         ratio = irdrop_map(spec, v, engine=args.engine, timeout_s=args.timeout)

@@ -1,0 +1,30 @@
+"""`cosim calibrate`: fit the fast solver's access-transistor linearisation in ngspice."""
+
+from __future__ import annotations
+
+import argparse
+
+from cosim.config import PRESET_NAMES
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    cal = sub.add_parser("calibrate", help="fit the 1T1R access calibration from ngspice I-V sweeps")
+    cal.add_argument("--preset", default="seed000_vteam", help=f"preset ({', '.join(PRESET_NAMES)} or JSON)")
+    cal.add_argument("--v-read", type=float, metavar="V", help="sweep +-V across the cell (default: preset v_read)")
+    cal.add_argument("--devices", type=int, default=25, help="device resistances in the fit grid (default 25)")
+    cal.add_argument("--out", default="calibration.json", metavar="CAL.json", help="output JSON")
+    cal.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cosim.calibrate import calibrate, save_calibration
+    from cosim.config import load_preset
+
+    preset = load_preset(args.preset)
+    v = args.v_read or preset.v_read
+    calibration = calibrate(preset.device, preset.nmos, preset=preset.name, v_read=(-v, v),
+                            n_devices=args.devices)
+    path = save_calibration(calibration, args.out)
+    print(f"calibrated the access NMOS for preset {preset.name} in ngspice ({args.devices} devices, "
+          f"+-{v:g} V); wrote {path}")
+    return 0

@@ -1,0 +1,278 @@
+"""`cosim evaluate MODEL.pt --data SOURCE`: top-1 accuracy of a model and of
+its cosim twin (`cosim.convert`), per-layer output error, time; one HDF5 run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from cosim.config import PRESET_NAMES
+from cosim.errors import InputError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser("evaluate", help="accuracy of a model and of its crossbar twin on labelled data")
+    ev.add_argument("model", metavar="MODEL.pt", help="torch.save'd model (torch.nn modules and cosim's "
+                    "seed networks; `cosim example resnet18-cbam` etc.) or TorchScript")
+    ev.add_argument("--data", required=True, metavar="SOURCE",
+                    help="'digits' (scikit-learn's 8x8 digits), 'X.pt,Y.pt' (inputs batch first, integer "
+                         "labels) or an image folder (one subfolder per class)")
+    ev.add_argument("--input-shape", metavar="C,H,W", help="reshape each sample to this shape "
+                    "(default: inferred from the model's first Linear/Conv2d/GRU)")
+    ev.add_argument("--limit", type=int, metavar="N", help="evaluate the first N samples only")
+    ev.add_argument("--batch-size", type=int, default=256, help="samples per forward pass (default 256)")
+    ev.add_argument("--tile", type=int, default=128, help="tile size, tile x tile devices (default 128)")
+    ev.add_argument("--split", choices=("fixed", "balanced"), default="fixed",
+                    help="tile sizes: full tiles then the rest, or balanced (default fixed)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    hw = ev.add_argument_group("hardware (as cosim simulate)")
+    hw.add_argument("--preset", default="seed000_vteam",
+                    help=f"preset name ({', '.join(PRESET_NAMES)}) or JSON file (default seed000_vteam)")
+    hw.add_argument("--dac-bits", type=int, metavar="N", help="override the preset; 0 = exact voltages")
+    hw.add_argument("--adc-bits", type=int, metavar="N", help="override the preset; 0 = no quantisation")
+    hw.add_argument("--r-wire", type=float, metavar="OHM", help="override the preset's wire segment")
+    hw.add_argument("--r-driver", type=float, metavar="OHM", help="override the preset's row driver")
+    hw.add_argument("--access", choices=("none", "nmos"), help="override the preset's access device")
+    run = ev.add_argument_group("engines")
+    run.add_argument("--engine", choices=("auto", "spice", "fast", "ideal"), default="fast",
+                     help="fast (default: IR-drop-exact, tiles prepared once), ideal, auto (tiles of at "
+                          "most --spice-max-tile in ngspice on every batch) or spice")
+    run.add_argument("--spice-max-tile", type=int, default=32, metavar="K",
+                     help="with --engine auto, tiles of at most K rows and columns run in ngspice")
+    run.add_argument("--spice", choices=("ngspice", "vacask"), default="ngspice", help="SPICE engine")
+    run.add_argument("--nonlinear", choices=("linear", "auto", "newton"), default="linear",
+                     help="access NMOS on the fast engine: linear (transfer matrix, default) or the exact "
+                          "level-1 operating point on every batch (auto/newton; slow)")
+    run.add_argument("--calibration", metavar="CAL.json|auto", help="fast-solver access calibration: a "
+                     "`cosim calibrate` JSON, or auto (fit it in ngspice now, ~1 s); default: small-signal access")
+    run.add_argument("--out", metavar="RUN.h5", help="output file (default MODEL.eval.h5 here)")
+    run.add_argument("--quiet", action="store_true", help="print the summary only")
+    ev.set_defaults(run=run_evaluate)
+
+
+def _load_tensor(path: str, what: str):
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{what} file {p} does not exist; torch.save a tensor, batch first")
+    try:
+        value = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(f"{what} file {p} is not a torch.save'd tensor ({str(exc).splitlines()[0][:100]})") from None
+    if not isinstance(value, torch.Tensor):
+        raise InputError(f"{what} file {p} must hold one tensor, batch first")
+    return value
+
+
+def _image_folder(directory: Path, channels: int):
+    """(x (N, C, H, W) in [0, 1], labels (N,)): one subfolder per class, sorted by name."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    classes = sorted(d for d in directory.iterdir() if d.is_dir())
+    if not classes:
+        raise InputError(f"image folder {directory} has no class subfolders; put each class's images in "
+                         "its own subfolder")
+    images, labels = [], []
+    for label, folder in enumerate(classes):
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".gif"):
+                continue
+            with Image.open(path) as image:
+                array = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
+            images.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
+            labels.append(label)
+    if not images:
+        raise InputError(f"image folder {directory} holds no .png/.jpg/.bmp/.pgm images")
+    if len({im.shape for im in images}) != 1:
+        raise InputError(f"images in {directory} differ in size; resize them to one size first")
+    return torch.from_numpy(np.stack(images)), torch.tensor(labels)
+
+
+def first_analog(model):
+    from torch import nn
+
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.GRU)):
+            return module
+    raise InputError("the model has no Linear, Conv2d or GRU layer; nothing runs on crossbars")
+
+
+def load_data(source: str, model):
+    """(x float32, labels int64) from 'digits', 'X.pt,Y.pt' or an image folder."""
+    import torch
+
+    from cosim.examples import digits_data
+
+    first = first_analog(model)
+    if source == "digits":
+        x, y = digits_data()
+    elif "," in source:
+        x_path, y_path = source.split(",", 1)
+        x, y = _load_tensor(x_path, "input"), _load_tensor(y_path, "label")
+    elif Path(source).is_dir():
+        x, y = _image_folder(Path(source), getattr(first, "in_channels", 1))
+    else:
+        raise InputError(f"--data {source!r} is neither 'digits', 'X.pt,Y.pt' nor an image folder")
+    if not x.is_floating_point() or not torch.isfinite(x).all():
+        raise InputError("inputs must be finite floating-point values")
+    if y.dim() != 1 or y.is_floating_point() or len(y) != len(x):
+        raise InputError(f"labels must be one integer per sample ({len(x)}), got shape {tuple(y.shape)}")
+    return x.float(), y.long()
+
+
+def shape_inputs(x, model, input_shape: str | None):
+    """x reshaped per sample to --input-shape or to what the first analog layer takes."""
+    from torch import nn
+
+    per_sample = x[0].numel()
+    if input_shape:
+        try:
+            shape = tuple(int(s) for s in input_shape.split(","))
+        except ValueError:
+            raise InputError(f"--input-shape must be integers like 1,8,8, got {input_shape!r}") from None
+    else:
+        first = first_analog(model)
+        if isinstance(first, nn.Conv2d):
+            if x.dim() == 4:
+                return x
+            side = int(round((per_sample / first.in_channels) ** 0.5))
+            shape = (first.in_channels, side, side)
+        elif isinstance(first, nn.GRU):
+            if x.dim() == 3:
+                return x
+            shape = (per_sample // first.input_size, first.input_size)
+        else:
+            shape = (per_sample,) if x.dim() == 2 else tuple(x.shape[1:])
+    size = 1
+    for s in shape:
+        size *= s
+    if size != per_sample:
+        raise InputError(f"a sample has {per_sample} values, which do not fit shape {shape}; give --input-shape")
+    return x.reshape(len(x), *shape)
+
+
+class LayerErrors:
+    """Per analog layer: ||twin output - float layer(same input)|| / ||float layer|| over all batches."""
+
+    def __init__(self, twin, model) -> None:
+        from cosim.convert import analog_layers
+
+        named = dict(model.named_modules())
+        self.sums: dict[str, list[float]] = {}
+        self.handles = []
+        for label, module in analog_layers(twin).items():
+            reference = named.get(label, model)  # a bare layer's label is its type name
+            if reference is None:
+                continue
+            self.sums[label] = [0.0, 0.0]
+            self.handles.append(module.register_forward_hook(self._hook(label, reference)))
+
+    def _hook(self, label: str, reference):
+        def hook(module, inputs, output) -> None:
+            ref = reference(inputs[0])
+            out, ref = (output[0], ref[0]) if isinstance(output, tuple) else (output, ref)
+            self.sums[label][0] += float(((out.double() - ref.double()) ** 2).sum())
+            self.sums[label][1] += float((ref.double() ** 2).sum())
+        return hook
+
+    def result(self) -> dict[str, float]:
+        for handle in self.handles:
+            handle.remove()
+        return {label: (err / ref) ** 0.5 if ref > 0 else 0.0 for label, (err, ref) in self.sums.items()}
+
+
+def _batched(model, x, batch_size: int):
+    import torch
+
+    with torch.no_grad():
+        outs = [model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    outs = [o[0] if isinstance(o, tuple) else o for o in outs]
+    return torch.cat(outs)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from cosim.commands.simulate import _preset
+    from cosim.convert import convert, tile_cache
+    from cosim.networks import load_network
+    from cosim.orchestrate import relative_error
+    from cosim.provenance import versions
+    from cosim.store import atomic_h5, check_output_path, write_run
+
+    start = time.perf_counter()
+    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        raise InputError("--batch-size and --limit must be >= 1")
+    model = load_network(args.model)
+    x, y = load_data(args.data, model)
+    if args.limit:
+        x, y = x[:args.limit], y[:args.limit]
+    x = shape_inputs(x, model, args.input_shape)
+    out = check_output_path(args.out or f"{Path(args.model).stem}.eval.h5")
+    preset = _preset(args)
+    options = dict(split=args.split, spice_max_tile=args.spice_max_tile, spice=args.spice,
+                   calibration=args.calibration, seed=args.seed)
+    t0 = time.perf_counter()
+    try:
+        ideal = _batched(model, x, args.batch_size)
+    except RuntimeError as exc:
+        raise InputError(f"inputs of shape {tuple(x.shape[1:])} do not fit {args.model}: "
+                         f"{str(exc).splitlines()[0]}; give --input-shape") from None
+    float_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    twin = convert(model, preset=preset, tile=args.tile, engine=args.engine, nonlinear=args.nonlinear,
+                   **options)
+    prepare_s = time.perf_counter() - t0
+    layers = LayerErrors(twin, model)
+    t0 = time.perf_counter()
+    outputs = _batched(twin, x, args.batch_size)
+    cosim_s = time.perf_counter() - t0
+    layer_errors = layers.result()
+    converters = convert(model, preset=preset, tile=args.tile, engine="ideal", **options)
+    converters_out = _batched(converters, x, args.batch_size)
+    acc = {"float": _top1(ideal, y), "cosim": _top1(outputs, y), "converters_only": _top1(converters_out, y)}
+    cache = tile_cache(twin)
+    config = {"preset": asdict(preset), "options": asdict(cache.options), "nonlinear": args.nonlinear,
+              "model": str(args.model), "data": args.data, "input_shape": list(x.shape),
+              "adc_full_scale_v": cache.adc_vfs}
+    engines = {"auto", "spice"}
+    attrs = {"config": json.dumps(config, default=str),
+             "versions": versions(spice=args.engine in engines, torch=True, spice_engine=args.spice),
+             "command": shlex.join(["cosim", *sys.argv[1:]]), "relative_error": relative_error(outputs, ideal),
+             "converters_only_relative_error": relative_error(converters_out, ideal),
+             "float_accuracy": acc["float"], "cosim_accuracy": acc["cosim"],
+             "converters_only_accuracy": acc["converters_only"], "layer_errors": json.dumps(layer_errors),
+             "float_s": float_s, "prepare_s": prepare_s, "cosim_s": cosim_s, "seed": args.seed}
+    with atomic_h5(out) as h5:
+        write_run(h5, x.double().numpy(), outputs.double().numpy(), ideal.double().numpy(), cache.records, attrs)
+        h5.create_dataset("labels", data=y.numpy())
+    _summary(args, x, preset, cache, acc, layer_errors, (float_s, prepare_s, cosim_s),
+             time.perf_counter() - start, out)
+    return 0
+
+
+def _top1(logits, labels) -> float:
+    return float((logits.argmax(1) == labels).float().mean())
+
+
+def _summary(args, x, preset, cache, acc, layer_errors, times, total_s: float, out: Path) -> None:
+    print(f"model {args.model}: {len(x)} samples of shape {tuple(x.shape[1:])} from {args.data}")
+    print(f"preset {preset.name}, tile {args.tile}, engine {args.engine}: {len(cache.records)} tiles "
+          f"in {len(cache.banks)} matrices")
+    print(f"top-1 accuracy: float {acc['float']:.4f}, cosim {acc['cosim']:.4f} "
+          f"(ideal array with the same DAC/ADC: {acc['converters_only']:.4f})")
+    if not args.quiet:
+        print("per-layer output error (twin layer vs float layer on the same input, relative):")
+        for label, error in layer_errors.items():
+            print(f"  {label:<32} {error:.4g}")
+    float_s, prepare_s, cosim_s = times
+    print(f"time: float {float_s:.2f} s, tile preparation {prepare_s:.2f} s, cosim {cosim_s:.2f} s, "
+          f"total {total_s:.2f} s; wrote {out}")

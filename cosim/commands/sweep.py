@@ -1,0 +1,238 @@
+"""`cosim sweep`: classification accuracy over a grid of non-idealities and
+hardware options, averaged over random draws -> markdown, CSV and PNG.
+
+Grid axes (`--param NAME=v1,v2,...`, repeatable): any cosim.nonideal.NonIdeal
+field (states, stuck_at_rate, stuck_at, variability_sigma, defect_alpha,
+defect_beta), preset fields adc_bits / dac_bits (0 = off), ir_drop (on/off:
+off sets r_wire = r_driver = 0), and insitu (off / cal / insitu / both:
+seed 001's calibration and in-situ training, see cosim.insitu). Draw d of a
+point runs with seed = --seed + d, so every point sees the same arrays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import itertools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cosim.config import PRESET_NAMES, Preset, load_preset
+from cosim.errors import InputError
+from cosim.nonideal import NonIdeal
+
+NONIDEAL_FIELDS = {f.name: f.type for f in dataclasses.fields(NonIdeal)}
+INSITU_MODES = ("off", "cal", "insitu", "both")
+AXES = (*NONIDEAL_FIELDS, "adc_bits", "dac_bits", "ir_drop", "insitu")
+
+
+@dataclass(frozen=True)
+class SweepSetup:
+    """Fixed settings of a sweep: engine, access, draws, seed, in-situ epochs."""
+
+    engine: str = "fast"
+    access: str = "none"
+    tile: int = 128
+    draws: int = 5
+    seed: int = 0
+    insitu_epochs: int = 10
+
+
+def parse_value(axis: str, text: str):
+    """One grid value of `axis` from text."""
+    if axis not in AXES:
+        raise InputError(f"unknown sweep axis {axis!r}; use one of {', '.join(AXES)}")
+    if axis == "stuck_at" or axis == "insitu":
+        choices = ("hrs", "lrs", "both") if axis == "stuck_at" else INSITU_MODES
+        if text not in choices:
+            raise InputError(f"--param {axis}: {text!r} is not one of {', '.join(choices)}")
+        return text
+    if axis == "ir_drop":
+        if text not in ("on", "off"):
+            raise InputError(f"--param ir_drop takes on,off; got {text!r}")
+        return text
+    try:
+        return int(text) if axis in ("states", "adc_bits", "dac_bits") else float(text)
+    except ValueError:
+        raise InputError(f"--param {axis}: {text!r} is not a number") from None
+
+
+def parse_grid(params: list[str]) -> dict[str, list]:
+    """['stuck_at_rate=0,0.1', 'stuck_at=hrs,lrs'] -> {axis: values}."""
+    grid = {}
+    for item in params:
+        if "=" not in item:
+            raise InputError(f"--param must look like NAME=v1,v2,... got {item!r}")
+        axis, values = item.split("=", 1)
+        grid[axis.strip()] = [parse_value(axis.strip(), v.strip()) for v in values.split(",") if v.strip()]
+    return grid
+
+
+def point_config(point: dict, preset: Preset, setup: SweepSetup) -> tuple[Preset, NonIdeal, str]:
+    """(preset, non-ideality, insitu mode) of one grid point."""
+    nonideal = NonIdeal(**{k: (None if k == "states" and v == 0 else v) for k, v in point.items()
+                           if k in NONIDEAL_FIELDS})
+    changes: dict = {"access": setup.access}
+    for key in ("adc_bits", "dac_bits"):
+        if key in point:
+            changes[key] = point[key] or None
+    if point.get("ir_drop") == "off":
+        changes.update(r_wire=0.0, r_driver=0.0)
+    return preset.with_(**changes), nonideal, point.get("insitu", "off")
+
+
+def evaluate(model, preset: Preset, nonideal: NonIdeal, mode: str, setup: SweepSetup, seed: int,
+             train, test) -> float:
+    """Test accuracy of one draw of one grid point."""
+    from cosim.insitu import InsituOptions, accuracy, insitu_train
+    from cosim.orchestrate import SimOptions, Simulation
+
+    options = SimOptions(tile=setup.tile, engine=setup.engine, seed=seed, quiet=True, nonideal=nonideal)
+    if mode == "off":
+        return accuracy(Simulation(preset, options), model, *test)
+    insitu = InsituOptions(calibrate=mode in ("cal", "both"), epochs=0 if mode == "cal" else setup.insitu_epochs)
+    result = insitu_train(model, preset, options, train, test, insitu)
+    return result.accuracy_after
+
+
+def run_sweep(model, grid: dict[str, list], preset: Preset, setup: SweepSetup, train, test) -> list[dict]:
+    """Rows {axis values..., mean, std, draws, seconds} over the grid (accuracy as fractions)."""
+    axes = list(grid)
+    rows = []
+    for values in itertools.product(*(grid[a] for a in axes)):
+        point = dict(zip(axes, values))
+        p, nonideal, mode = point_config(point, preset, setup)
+        random = nonideal.active or mode != "off"
+        start = time.perf_counter()
+        accs = [evaluate(model, p, nonideal, mode, setup, setup.seed + d, train, test)
+                for d in range(setup.draws if random else 1)]
+        rows.append({**point, "mean": float(np.mean(accs)), "std": float(np.std(accs)), "draws": len(accs),
+                     "seconds": time.perf_counter() - start})
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def markdown(rows: list[dict]) -> str:
+    """Markdown table: axes, accuracy mean +- std (%), draws."""
+    axes = [k for k in rows[0] if k not in ("mean", "std", "draws", "seconds")]
+    lines = ["| " + " | ".join(axes) + " | accuracy % (mean ± std) | draws |",
+             "|" + "---|" * (len(axes) + 2)]
+    for r in rows:
+        lines.append("| " + " | ".join(str(r[a]) for a in axes)
+                     + f" | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} | {r['draws']} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path, title: str = "") -> None:
+    """Accuracy vs the first axis, one line (with std error bars) per value of the other axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes = [k for k in rows[0] if k not in ("mean", "std", "draws", "seconds")]
+    x_axis, others = axes[0], axes[1:]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[a] for a in others), []).append(r)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, items in groups.items():
+        xs = [str(r[x_axis]) if isinstance(r[x_axis], str) else r[x_axis] for r in items]
+        ax.errorbar(xs, [100 * r["mean"] for r in items], yerr=[100 * r["std"] for r in items], marker="o",
+                    capsize=3, label=", ".join(f"{a}={v}" for a, v in zip(others, key)) or None)
+    ax.set_xlabel(x_axis)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if others:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def split(x, y, seed: int = 2026):
+    """The fixed 80/20 split of cosim.examples.make_mlp_digits: (train, test)."""
+    import torch
+
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    cut = int(0.8 * len(x))
+    return (x[order[:cut]], y[order[:cut]]), (x[order[cut:]], y[order[cut:]])
+
+
+def load_model_and_data(args: argparse.Namespace):
+    """(model, train, test) from the CLI arguments."""
+    import torch
+
+    from cosim.examples import EXAMPLE_SEED, digits_data, make_mlp_digits
+    from cosim.layers import load_layer
+
+    if args.model == "mlp-digits":
+        model, _ = make_mlp_digits()
+    else:
+        model = load_layer(args.model)
+    if args.data:
+        x = torch.load(args.data, map_location="cpu", weights_only=True)
+        y = torch.load(args.labels, map_location="cpu", weights_only=True) if args.labels else None
+        if y is None or len(x) != len(y):
+            raise InputError("--data needs --labels with one label per sample")
+    else:
+        x, y = digits_data()
+    train, test = split(x, y, EXAMPLE_SEED)
+    return model, train, test
+
+
+def write_outputs(rows: list[dict], out_dir: Path, name: str, title: str = "") -> dict[str, Path]:
+    """NAME.md, NAME.csv and NAME.png under out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {ext: out_dir / f"{name}.{ext}" for ext in ("md", "csv", "png")}
+    paths["md"].write_text((f"### {title}\n\n" if title else "") + markdown(rows))
+    write_csv(rows, paths["csv"])
+    plot(rows, paths["png"], title)
+    return paths
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="accuracy over a grid of non-idealities (markdown, CSV, PNG)")
+    p.add_argument("model", metavar="MODEL.pt|mlp-digits", help="a saved classifier, or the bundled digits MLP")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=v1,v2",
+                   help=f"grid axis (repeatable): {', '.join(AXES)}")
+    p.add_argument("--data", metavar="X.pt", help="labelled data (default: sklearn digits), split 80/20")
+    p.add_argument("--labels", metavar="Y.pt", help="labels of --data")
+    p.add_argument("--preset", default="seed001_mlp", help=f"{', '.join(PRESET_NAMES)} or JSON (default seed001_mlp)")
+    p.add_argument("--engine", choices=("fast", "ideal", "spice", "auto"), default="fast")
+    p.add_argument("--access", choices=("none", "nmos"), default="none",
+                   help="access device (default none: the fast solver's exact linear path)")
+    p.add_argument("--tile", type=int, default=128)
+    p.add_argument("--draws", type=int, default=5, help="random draws per grid point (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of draw 0 (draw d uses seed + d)")
+    p.add_argument("--insitu-epochs", type=int, default=10, help="in-situ training epochs (default 10)")
+    p.add_argument("--out-dir", default="sweep", help="directory of NAME.md/.csv/.png (default ./sweep)")
+    p.add_argument("--name", default="sweep", help="file stem (default sweep)")
+    p.set_defaults(run=run_sweep_command)
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    grid = parse_grid(args.param)
+    if not grid:
+        raise InputError("give at least one --param NAME=v1,v2,...")
+    if args.draws < 1:
+        raise InputError(f"--draws must be >= 1, got {args.draws}")
+    model, train, test = load_model_and_data(args)
+    setup = SweepSetup(engine=args.engine, access=args.access, tile=args.tile, draws=args.draws,
+                       seed=args.seed, insitu_epochs=args.insitu_epochs)
+    rows = run_sweep(model, grid, load_preset(args.preset), setup, train, test)
+    paths = write_outputs(rows, Path(args.out_dir), args.name)
+    print(markdown(rows), end="")
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
