@@ -1,7 +1,14 @@
 """ResNet-18 + CBAM (seed 000 shape, 1x48x48, 7 classes, random weights)
 through cosim with IR drop on every tile, against float PyTorch in the same run.
 
-    python bench/networks.py [--batch 64] [--tile 128] [--width 64] [--json bench/results/networks.json]
+    python bench/networks.py [--batch 64] [--tile 128] [--width 64] [--engine fast|ideal] [--json FILE]
+
+Committed results (2 shared cores, other jobs running): bench/results/networks.json
+(`--width 16 --json bench/results/networks.json`: all 133 tiles with IR drop) and
+bench/results/networks_full_width_ideal.json (`--engine ideal --json ...`: the
+full-width forward path, 1425 tiles, same matrix shapes and converters, no
+preparation); the full-width fast preparation (~1425 x 0.4 s) did not fit
+the session that wrote this.
 
 Every Conv2d/Linear runs on the fast solver (1 ohm wire segments, 10 ohm
 drivers, 1T1R access at its small-signal resistance, 8-bit DAC and ADC of
@@ -43,14 +50,14 @@ def best_seconds(model: torch.nn.Module, x: torch.Tensor, repeat: int) -> float:
     return min(times)
 
 
-def run(batch: int, tile: int, width: int, repeat: int, preset: str) -> dict:
+def run(batch: int, tile: int, width: int, repeat: int, preset: str, engine: str = "fast") -> dict:
     torch.manual_seed(0)
     model = make_resnet18_cbam(width=width)
     x = torch.randn(batch, *RESNET_INPUT)
     float_s = best_seconds(model, x, repeat)
     float_rss = peak_rss_mib()
     start = time.perf_counter()
-    twin = cosim.convert(model, preset=preset, tile=tile, engine="fast")
+    twin = cosim.convert(model, preset=preset, tile=tile, engine=engine)
     prepare_s = time.perf_counter() - start
     prepared_rss = peak_rss_mib()
     cosim_s = best_seconds(twin, x, repeat)
@@ -58,7 +65,7 @@ def run(batch: int, tile: int, width: int, repeat: int, preset: str) -> dict:
     with torch.no_grad():
         error = float(torch.linalg.vector_norm(twin(x) - model(x)) / torch.linalg.vector_norm(model(x)))
     return {"network": "ResNet-18 + CBAM (seed 000 shape, random weights)", "width": width,
-            "input": [batch, *RESNET_INPUT], "tile": tile, "preset": preset, "engine": "fast (IR drop on every tile)",
+            "input": [batch, *RESNET_INPUT], "tile": tile, "preset": preset, "engine": "fast (IR drop on every tile)" if engine == "fast" else f"{engine} (no IR drop)",
             "tiles": len(cache.records), "matrices": len(cache.banks),
             "parameters": sum(p.numel() for p in model.parameters()),
             "prepare_s": prepare_s, "float_s_per_image": float_s / batch, "cosim_s_per_image": cosim_s / batch,
@@ -89,9 +96,12 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=64, help="stem channels (64 = ResNet-18)")
     parser.add_argument("--repeat", type=int, default=2, help="forward passes timed, best kept")
     parser.add_argument("--preset", default="seed000_vteam")
+    parser.add_argument("--engine", choices=("fast", "ideal"), default="fast",
+                        help="ideal: same matrix shapes and converters without IR drop (times the forward "
+                             "path without the preparation)")
     parser.add_argument("--json", default="bench/results/networks.json")
     args = parser.parse_args()
-    result = run(args.batch, args.tile, args.width, args.repeat, args.preset)
+    result = run(args.batch, args.tile, args.width, args.repeat, args.preset, args.engine)
     print(table(result))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -326,10 +326,8 @@ def convert(model: nn.Module, preset: str | Preset = "seed000_vteam", tile: int 
             with the small-signal or calibrated access resistance; forward =
             matrix multiplies), 'auto'/'newton' (exact level-1 NMOS operating
             point by chord Newton on every call).
-        prepare: program and prepare every tile now (needs `example_input`
-            for models whose layers are reached only in forward, e.g. GRU;
-            Linear and Conv2d weights are prepared from the weights directly).
-        example_input: optional input batch run once to prepare every tile.
+        prepare: program and prepare every tile now (else on the first forward).
+        example_input: optional input batch run once after preparing (warm-up).
         **options: preset overrides: r_wire (ohm per segment), r_driver (ohm),
             access ('none' | 'nmos'), v_read (V, largest DAC voltage),
             dac_bits / adc_bits (bits, None = exact), tia (TiaSpec), device
@@ -377,7 +375,7 @@ def convert(model: nn.Module, preset: str | Preset = "seed000_vteam", tile: int 
     twin.eval()
     if prepare:
         for module in twin.modules():
-            if isinstance(module, (AnalogLinear, AnalogConv2d)):
+            if isinstance(module, (AnalogLinear, AnalogConv2d, AnalogGRU)):
                 _program(module)
         if example_input is not None:
             with torch.no_grad():
@@ -386,7 +384,13 @@ def convert(model: nn.Module, preset: str | Preset = "seed000_vteam", tile: int 
 
 
 def _program(module: nn.Module) -> None:
-    """Map and prepare the tiles of a Linear or Conv2d now."""
+    """Map and prepare the tiles of a layer now (labels as Simulation.linear/conv2d/gru use them)."""
+    if isinstance(module, nn.GRU):
+        for k in range(module.num_layers):
+            for part in ("ih", "hh"):
+                weight = getattr(module, f"weight_{part}_l{k}").detach().double().cpu().numpy()
+                module.cosim.map(f"{module.cosim_label}.{part}_l{k}", weight)
+        return
     weight = module.weight.detach().double().cpu().numpy()
     if isinstance(module, nn.Conv2d):
         per_group = module.out_channels // module.groups

@@ -95,9 +95,10 @@ def test_gru_tiles_are_prepared_once_across_time_steps_and_batches(monkeypatch):
     original = fast.prepare
     monkeypatch.setattr(fast, "prepare", lambda *a, **k: calls.append(1) or original(*a, **k))
     twin = cosim.convert(gru(), tile=8, engine="fast", **IDEAL)
+    count = len(calls)  # prepared by convert, before any forward
+    assert count > 0
     with torch.no_grad():
         twin(torch.randn(2, 7, 6))
-        count = len(calls)
         twin(torch.randn(5, 3, 6))
     assert count == len(calls) == len(tile_cache(twin).records)
 

@@ -105,7 +105,8 @@ def markdown(rows: list[dict], command: str) -> str:
              "the transfer-matrix path `cosim.convert` uses by default (small-signal access resistance). "
              "`fast calibrated`: the same with the ngspice-fitted access calibration "
              "(`cosim.calibrate`, one per preset; pass `calibration=` to convert). Times are "
-             "wall seconds on this machine for all vectors (fast: preparation + solve).", "",
+             "wall seconds for all vectors (fast: preparation + solve) on the machine that ran this, "
+             "and move with its load; bench/fast_solver.py times the solver alone.", "",
              "| preset | access | N | vectors | ngspice s | fast s | fast max err | fast linear s | "
              "fast linear max err | fast calibrated max err | VACASK s | VACASK max err vs ngspice |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
