@@ -67,3 +67,33 @@ def tile_from_args(args: argparse.Namespace) -> tuple[TileSpec, np.ndarray]:
                     dac=DacSpec(bits=args.dac_bits, vfs=args.dac_vfs),
                     adc=AdcSpec(bits=args.adc_bits, vfs=args.adc_vfs), name=Path(args.conductance).stem)
     return spec, spec.check_voltages(v)
+
+
+def add_hardware_options(parser: argparse.ArgumentParser, converters: bool = True) -> None:
+    """--preset and its overrides (converter bits, wires, driver, access)."""
+    from cosim.config import PRESET_NAMES
+
+    hw = parser.add_argument_group("hardware")
+    hw.add_argument("--preset", default="seed000_vteam",
+                    help=f"preset name ({', '.join(PRESET_NAMES)}) or JSON file (default seed000_vteam)")
+    if converters:
+        hw.add_argument("--dac-bits", type=int, metavar="N", help="override the preset; 0 = exact voltages")
+        hw.add_argument("--adc-bits", type=int, metavar="N", help="override the preset; 0 = no quantisation")
+    hw.add_argument("--r-wire", type=float, metavar="OHM", help="override the preset's wire segment")
+    hw.add_argument("--r-driver", type=float, metavar="OHM", help="override the preset's row driver")
+    hw.add_argument("--access", choices=("none", "nmos"), help="override the preset's access device")
+
+
+def preset_from_args(args: argparse.Namespace):
+    """The preset that --preset and its overrides describe (bits 0 = unlimited)."""
+    from cosim.config import load_preset
+
+    preset = load_preset(args.preset)
+    changes = {}
+    for name in ("dac_bits", "adc_bits"):
+        if getattr(args, name, None) is not None:
+            changes[name] = getattr(args, name) or None
+    for name in ("r_wire", "r_driver", "access"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    return preset.with_(**changes) if changes else preset

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from cosim.config import PRESET_NAMES
+from cosim.commands.common import add_hardware_options, preset_from_args
 from cosim.errors import InputError
 
 
@@ -30,14 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--split", choices=("fixed", "balanced"), default="fixed",
                     help="tile sizes: full tiles then the rest, or balanced (default fixed)")
     ev.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
-    hw = ev.add_argument_group("hardware (as cosim simulate)")
-    hw.add_argument("--preset", default="seed000_vteam",
-                    help=f"preset name ({', '.join(PRESET_NAMES)}) or JSON file (default seed000_vteam)")
-    hw.add_argument("--dac-bits", type=int, metavar="N", help="override the preset; 0 = exact voltages")
-    hw.add_argument("--adc-bits", type=int, metavar="N", help="override the preset; 0 = no quantisation")
-    hw.add_argument("--r-wire", type=float, metavar="OHM", help="override the preset's wire segment")
-    hw.add_argument("--r-driver", type=float, metavar="OHM", help="override the preset's row driver")
-    hw.add_argument("--access", choices=("none", "nmos"), help="override the preset's access device")
+    add_hardware_options(ev)
     run = ev.add_argument_group("engines")
     run.add_argument("--engine", choices=("auto", "spice", "fast", "ideal"), default="fast",
                      help="fast (default: IR-drop-exact, tiles prepared once), ideal, auto (tiles of at "
@@ -201,7 +194,6 @@ def _batched(model, x, batch_size: int):
 def run_evaluate(args: argparse.Namespace) -> int:
     import torch
 
-    from cosim.commands.simulate import _preset
     from cosim.convert import convert, tile_cache
     from cosim.networks import load_network
     from cosim.orchestrate import relative_error
@@ -217,7 +209,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         x, y = x[:args.limit], y[:args.limit]
     x = shape_inputs(x, model, args.input_shape)
     out = check_output_path(args.out or f"{Path(args.model).stem}.eval.h5")
-    preset = _preset(args)
+    preset = preset_from_args(args)
     options = dict(split=args.split, spice_max_tile=args.spice_max_tile, spice=args.spice,
                    calibration=args.calibration, seed=args.seed)
     t0 = time.perf_counter()

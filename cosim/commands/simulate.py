@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from cosim.config import PRESET_NAMES, load_preset
+from cosim.commands.common import add_hardware_options, preset_from_args
 from cosim.errors import InputError
 
 
@@ -30,14 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     inputs.add_argument("--input-size", default="8,8", metavar="H,W",
                         help="random Conv2d inputs: height,width (default 8,8)")
     inputs.add_argument("--seq-len", type=int, default=8, help="random GRU inputs: time steps (default 8)")
-    hw = sim.add_argument_group("hardware")
-    hw.add_argument("--preset", default="seed000_vteam",
-                    help=f"preset name ({', '.join(PRESET_NAMES)}) or JSON file (default seed000_vteam)")
-    hw.add_argument("--dac-bits", type=int, metavar="N", help="override the preset; 0 = exact voltages")
-    hw.add_argument("--adc-bits", type=int, metavar="N", help="override the preset; 0 = no quantisation")
-    hw.add_argument("--r-wire", type=float, metavar="OHM", help="override the preset's wire segment")
-    hw.add_argument("--r-driver", type=float, metavar="OHM", help="override the preset's row driver")
-    hw.add_argument("--access", choices=("none", "nmos"), help="override the preset's access device")
+    add_hardware_options(sim)
     from cosim.nonideal import add_arguments as add_nonideal_arguments
     add_nonideal_arguments(sim)
     run = sim.add_argument_group("engines and execution")
@@ -61,19 +54,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--resume", action="store_true", help="continue an interrupted run, keeping finished tiles")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(run=run_simulate)
-
-
-def _preset(args: argparse.Namespace):
-    preset = load_preset(args.preset)
-    changes = {}
-    if args.dac_bits is not None:
-        changes["dac_bits"] = args.dac_bits or None
-    if args.adc_bits is not None:
-        changes["adc_bits"] = args.adc_bits or None
-    for name in ("r_wire", "r_driver", "access"):
-        if getattr(args, name) is not None:
-            changes[name] = getattr(args, name)
-    return preset.with_(**changes) if changes else preset
 
 
 def make_inputs(module, args: argparse.Namespace):
@@ -128,7 +108,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     module = load_layer(args.layer)
-    preset = _preset(args)
+    preset = preset_from_args(args)
     options = SimOptions(tile=args.tile, split=args.split, engine=args.engine,
                          spice_max_tile=args.spice_max_tile, spot_check=args.spot_check,
                          spot_vectors=args.spot_vectors, spice=args.spice,

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from cosim.config import PRESET_NAMES
+from cosim.commands.common import add_hardware_options, preset_from_args
 from cosim.errors import InputError
 
 
@@ -19,10 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     spot.add_argument("--layer", metavar="LAYER.pt", help="check tiles of this layer instead of random ones")
     spot.add_argument("--tile", type=int, default=128, help="with --layer: tile size (default 128)")
     spot.add_argument("--tiles", metavar="NAME,...", help="with --layer: tile names (default: K random tiles)")
-    spot.add_argument("--preset", default="seed000_vteam", help=f"preset ({', '.join(PRESET_NAMES)} or JSON)")
-    spot.add_argument("--r-wire", type=float, metavar="OHM", help="override the preset")
-    spot.add_argument("--r-driver", type=float, metavar="OHM", help="override the preset")
-    spot.add_argument("--access", choices=("none", "nmos"), help="override the preset")
+    add_hardware_options(spot, converters=False)
     spot.add_argument("--calibration", metavar="CAL.json", help="fast-solver access calibration")
     spot.add_argument("--spice", choices=("ngspice", "vacask"), default="ngspice", help="reference engine")
     spot.add_argument("--seed", type=int, default=0)
@@ -31,18 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     spot.set_defaults(run=run)
 
 
-def _preset(args: argparse.Namespace):
-    from cosim.config import load_preset
-
-    preset = load_preset(args.preset)
-    changes = {k: getattr(args, k) for k in ("r_wire", "r_driver", "access") if getattr(args, k) is not None}
-    return preset.with_(**changes) if changes else preset
-
-
 def run(args: argparse.Namespace) -> int:
     if args.k < 1 or args.batch < 1:
         raise InputError("--k and --batch must be >= 1")
-    preset = _preset(args)
+    preset = preset_from_args(args)
     report = _layer_tiles(args, preset) if args.layer else _random_tiles(args, preset)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
