@@ -97,3 +97,21 @@ def preset_from_args(args: argparse.Namespace):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     return preset.with_(**changes) if changes else preset
+
+
+def load_tensor(path: str, what: str):
+    """One tensor saved with torch.save (loaded with weights_only), or one line
+    saying what is wrong with the file."""
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{what} file {p} does not exist; torch.save a tensor, batch first")
+    try:
+        value = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(f"{what} file {p} is not a torch.save'd tensor "
+                         f"({str(exc).splitlines()[0][:100]})") from None
+    if not isinstance(value, torch.Tensor):
+        raise InputError(f"{what} file {p} must hold one tensor, batch first")
+    return value

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from cosim.commands.common import add_hardware_options, preset_from_args
+from cosim.commands.common import add_hardware_options, load_tensor, preset_from_args
 from cosim.errors import InputError
 
 
@@ -46,21 +46,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--out", metavar="RUN.h5", help="output file (default MODEL.eval.h5 here)")
     run.add_argument("--quiet", action="store_true", help="print the summary only")
     ev.set_defaults(run=run_evaluate)
-
-
-def _load_tensor(path: str, what: str):
-    import torch
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{what} file {p} does not exist; torch.save a tensor, batch first")
-    try:
-        value = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(f"{what} file {p} is not a torch.save'd tensor ({str(exc).splitlines()[0][:100]})") from None
-    if not isinstance(value, torch.Tensor):
-        raise InputError(f"{what} file {p} must hold one tensor, batch first")
-    return value
 
 
 def _image_folder(directory: Path, channels: int):
@@ -109,7 +94,7 @@ def load_data(source: str, model):
         x, y = digits_data()
     elif "," in source:
         x_path, y_path = source.split(",", 1)
-        x, y = _load_tensor(x_path, "input"), _load_tensor(y_path, "label")
+        x, y = load_tensor(x_path, "input"), load_tensor(y_path, "label")
     elif Path(source).is_dir():
         x, y = _image_folder(Path(source), getattr(first, "in_channels", 1))
     else:

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from cosim.commands.common import add_hardware_options, preset_from_args
+from cosim.commands.common import add_hardware_options, load_tensor, preset_from_args
 from cosim.errors import InputError
 
 
@@ -64,13 +64,8 @@ def make_inputs(module, args: argparse.Namespace):
 
     if args.input:
         path = Path(args.input)
-        if not path.is_file():
-            raise InputError(f"input file {path} does not exist; torch.save a tensor, batch first")
-        try:
-            x = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise InputError(f"input file {path} is not a torch.save'd tensor ({str(exc).splitlines()[0][:100]})") from None
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        x = load_tensor(args.input, "input")
+        if not x.is_floating_point():
             raise InputError(f"input file {path} must hold one floating-point tensor, batch first")
         if not torch.isfinite(x).all():
             raise InputError(f"input file {path} has NaN or infinite values")
