@@ -14,7 +14,10 @@ time / ideal matmul time, and the max error against ngspice (relative to
 the largest current). All ratios come from timings taken in this run.
 `speedup` compares one input vector (ngspice / (precompute + apply B=1));
 `x B=1k` 1000 vectors, ngspice counted as 1000 x its one-vector time (it
-redoes the `.op` for every vector).
+redoes the `.op` for every vector). `iter B=1` is the other way to answer one
+vector: no transfer matrix, the chains factored and the network solved by
+CG (`prepare(method='iterative')`, what `solve_fast` picks for <= 4
+vectors), set-up included; `speedup it` = ngspice / that.
 
 Table 2 (1T1R, access NMOS): both device presets, ngspice `.op` vs the
 exact Newton (chord iteration, batched) and the calibrated linear model
@@ -84,9 +87,11 @@ def bench_linear(n: int, run_spice: bool, seed: int = 0) -> dict:
            "apply_b1000_torch_s": best_time(lambda: tile.currents(v1000, backend="torch"), 20),
            "ideal_b1_s": best_time(lambda: v1 @ g, 50),
            "ideal_b1000_s": best_time(lambda: v1000 @ g, 20)}
+    row["iterative_b1_s"] = best_time(lambda: prepare(spec, method="iterative").currents(v1), 20)
     row["apply_over_ideal_b1"] = row["apply_b1_s"] / row["ideal_b1_s"]
     row["apply_over_ideal_b1000"] = row["apply_b1000_s"] / row["ideal_b1000_s"]
     row["ngspice_s"] = row["speedup"] = row["speedup_b1000"] = row["max_rel_err"] = None
+    row["speedup_iterative"] = row["iterative_max_rel_err"] = None
     if run_spice:
         ref = solve_spice(spec, v1, timeout_s=3600)
         row["ngspice_s"] = ref.wall_s
@@ -95,6 +100,8 @@ def bench_linear(n: int, run_spice: bool, seed: int = 0) -> dict:
         # for the first at 64x64 here), so 1000 vectors take ~1000 x one.
         row["speedup_b1000"] = 1000 * ref.wall_s / (row["precompute_s"] + row["apply_b1000_s"])
         row["max_rel_err"] = rel_err(tile.currents(v1), ref.current)
+        row["speedup_iterative"] = ref.wall_s / row["iterative_b1_s"]
+        row["iterative_max_rel_err"] = rel_err(prepare(spec, method="iterative").currents(v1), ref.current)
     return row
 
 
@@ -128,14 +135,18 @@ def scaling_one(n: int, what: str) -> dict:
     """Precompute time and peak RSS above the RSS just before it, for one N
     (run in a fresh process; the peak is reset through /proc/self/clear_refs;
     best of 2-3 runs)."""
-    spec, _ = random_tile(n, PRESETS["seed000"], 2, access="nmos" if what == "newton" else "none")
+    spec, rng = random_tile(n, PRESETS["seed000"], 2, access="nmos" if what == "newton" else "none")
+    v1 = rng.uniform(-0.3, 0.3, size=(1, n))
     prepare(TileSpec(spec.conductance[:4, :4], r_wire=R_WIRE, r_driver=R_DRIVER))  # load torch, BLAS
     best, peak = float("inf"), 0.0
     for _ in range(3 if n <= 256 else 2):  # the smallest time: other processes share the cores
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
         base = _status_kib("VmRSS")
         start = time.perf_counter()
-        prepared = prepare(spec, nonlinear="newton" if what == "newton" else "auto")
+        if what == "iterative":  # one vector, no transfer matrix
+            prepared = prepare(spec, method="iterative").currents(v1)
+        else:
+            prepared = prepare(spec, nonlinear="newton" if what == "newton" else "auto")
         best = min(best, time.perf_counter() - start)
         peak = max(peak, (_status_kib("VmHWM") - base) / 1024)
         del prepared
@@ -157,7 +168,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 LINEAR_HEADER = (f"{'N':>5} {'ngspice s':>10} {'precomp s':>10} {'apply B=1':>10} {'apply B=1k':>10} "
                  f"{'torch B=1k':>10} {'ideal B=1':>10} {'ideal B=1k':>10} {'speedup':>9} {'x B=1k':>9} "
-                 f"{'apply/ideal B=1, 1k':>20} {'max err':>9}")
+                 f"{'apply/ideal B=1, 1k':>20} {'max err':>9} {'iter B=1':>10} {'speedup it':>10} {'iter err':>9}")
 
 
 def linear_line(r: dict) -> str:
@@ -165,7 +176,8 @@ def linear_line(r: dict) -> str:
             f"{r['apply_b1000_s']:>10.2e} {r['apply_b1000_torch_s']:>10.2e} {r['ideal_b1_s']:>10.2e} "
             f"{r['ideal_b1000_s']:>10.2e} {_fmt(r['speedup'], '9.0f')} {_fmt(r['speedup_b1000'], '9.0f')} "
             f"{r['apply_over_ideal_b1']:>12.1f}, {r['apply_over_ideal_b1000']:<5.2f} "
-            f"{_fmt(r['max_rel_err'], '9.1e')}")
+            f"{_fmt(r['max_rel_err'], '9.1e')} {r['iterative_b1_s']:>10.2e} {_fmt(r['speedup_iterative'], '10.0f')} "
+            f"{_fmt(r['iterative_max_rel_err'], '9.1e')}")
 
 
 def main() -> int:
@@ -179,6 +191,8 @@ def main() -> int:
     parser.add_argument("--no-nmos", action="store_true", help="skip table 2 (1T1R)")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling measurements")
     parser.add_argument("--scaling-sizes", default="64,128,256,512", help="N of the scaling runs (default %(default)s)")
+    parser.add_argument("--iterative-max", type=int, default=1024,
+                        help="also time one vector by CG at this N (default %(default)s)")
     parser.add_argument("--json", default="bench/results/fast_solver.json", help="JSON output file")
     args = parser.parse_args()
     import torch
@@ -212,12 +226,16 @@ def main() -> int:
     if not args.no_scaling:
         sizes = [int(s) for s in args.scaling_sizes.split(",")]
         print("\nScaling (each N in a fresh process): precompute s and peak memory above baseline (MiB)")
-        print(f"{'N':>5} {'transfer s':>11} {'transfer MiB':>13} {'newton s':>9} {'newton MiB':>11}")
-        for n in sizes:
-            t, f = run_scaling([n], "transfer")[0], run_scaling([n], "newton")[0]
-            scaling += [t, f]
-            print(f"{n:>5} {t['precompute_s']:>11.3f} {t['peak_extra_mb']:>13.1f} {f['precompute_s']:>9.3f} "
-                  f"{f['peak_extra_mb']:>11.1f}", flush=True)
+        print(f"{'N':>5} {'transfer s':>11} {'transfer MiB':>13} {'newton s':>9} {'newton MiB':>11} "
+              f"{'iter 1 vec s':>13} {'iter MiB':>9}")
+        for n in sizes + [args.iterative_max]:
+            done = [run_scaling([n], what)[0] for what in ("transfer", "newton") if n in sizes]
+            it = run_scaling([n], "iterative")[0]
+            scaling += done + [it]
+            cells = (" ".join(f"{r['precompute_s']:>{w1}.3f} {r['peak_extra_mb']:>{w2}.1f}"
+                              for r, (w1, w2) in zip(done, ((11, 13), (9, 11))))
+                     if done else f"{'-':>11} {'-':>13} {'-':>9} {'-':>11}")
+            print(f"{n:>5} {cells} {it['precompute_s']:>13.3f} {it['peak_extra_mb']:>9.1f}", flush=True)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"env": env, "linear": linear, "nmos": nmos, "scaling": scaling}, indent=2))

@@ -37,10 +37,18 @@ Two transfer-matrix solvers (``method=``), equal to ~1e-14:
 - 'splu': the nodal matrix assembled and factored with scipy's sparse LU,
   solved for the C outputs (adjoint); the cross-check and fallback.
 
-TIAs: every TIA input is held at exactly 0 V and vout = rs * current times
-the DC closed-loop factor of a finite-gain TIA (`tia_gain`). The input
-resistance of a finite-gain TIA (about rs/a0) is not modelled: it moves
-the currents by ~4e-5 (rs = 100 ohm, a0 = 1e5, 16x16, 1 ohm wires).
+and one without a transfer matrix, for few input vectors, node-voltage
+maps and very large tiles: 'iterative' (`cosim.iterative`: row chains
+eliminated by banded solves, conjugate gradients on the column nodes
+preconditioned by the column chains; O(R C) per step and vector). It also
+serves as the chord-Newton Jacobian of 1T1R tiles. `solve_fast` picks it
+for at most ITERATIVE_MAX_BATCH vectors (`choose_method`).
+
+TIAs: each column ends in its TIA's DC input resistance
+(`cosim.peripherals.tia_input_resistance`: 0 for the ideal TIA, about
+rs/a0 for 'vcvs' and 'opamp'), in series with the column's last wire
+segment, and vout = rs * current times the DC closed-loop factor of the
+TIA (`tia_gain`).
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ import scipy.sparse.linalg as spla
 
 from cosim import peripherals
 from cosim.errors import CosimError, InputError
+from cosim.iterative import ChainNetwork, chain_network
 from cosim.netlist import dac_output
 from cosim.resources import resource_path
 from cosim.tile import TileSpec
@@ -65,7 +74,11 @@ if TYPE_CHECKING:
     from cosim.engines import TileResult
 
 NONLINEAR_MODES = ("auto", "newton", "linear")
-METHODS = ("structured", "splu")
+METHODS = ("structured", "splu", "iterative")
+TRANSFER_METHODS = ("structured", "splu")
+# solve_fast's method 'auto' solves batches of at most this many vectors
+# iteratively (no transfer matrix): bench/fast_solver.py's crossover.
+ITERATIVE_MAX_BATCH = 4
 BACKENDS = ("numpy", "torch")
 
 #: ngspice's default gmin (S): its MOSFET model puts it across each bulk
@@ -199,11 +212,13 @@ def _rows_per_chunk(cols: int) -> int:
     return max(1, (32 * 2**20) // (8 * 4 * cols * cols))
 
 
-def _schur_inverses(g: np.ndarray, w: float, g_driver: float | None, device: str | None = None) -> Iterator:
+def _schur_inverses(g: np.ndarray, w: float, g_driver: float | None, device: str | None = None,
+                    w_end: float | None = None) -> Iterator:
     """Walk down the rows of the column-node system: yield (i, S_i^{-1}, u_i).
 
     S_0 = D_0 + w I, S_i = D_i + 2w I - w^2 S_{i-1}^{-1} (D_i, u_i from
-    `_row_blocks`, built a chunk of rows at a time). The dense C x C work
+    `_row_blocks`, built a chunk of rows at a time); in the last row one
+    of the two w is the link to the TIA, w_end (default w). The dense C x C work
     runs in torch (float64; MKL on CPU, which stays fast on two busy cores
     where OpenBLAS's threads stall), on `device` (default CPU).
     """
@@ -211,6 +226,7 @@ def _schur_inverses(g: np.ndarray, w: float, g_driver: float | None, device: str
 
     dev = torch.device(device or "cpu")
     rows, cols = g.shape
+    end_excess = 0.0 if w_end is None else w_end - w
     step = _rows_per_chunk(cols)
     s_inv = None
     for start in range(0, rows, step):
@@ -224,6 +240,8 @@ def _schur_inverses(g: np.ndarray, w: float, g_driver: float | None, device: str
             else:
                 s.sub_(s_inv, alpha=w * w)
                 s.diagonal().add_(2.0 * w)
+            if start + k == rows - 1 and end_excess:
+                s.diagonal().add_(end_excess)
             factor, info = torch.linalg.cholesky_ex(s)
             if int(info) != 0:
                 raise CosimError(f"tile matrix is not positive definite at row {start + k}; check for "
@@ -232,28 +250,31 @@ def _schur_inverses(g: np.ndarray, w: float, g_driver: float | None, device: str
             yield start + k, s_inv, u_all[k]
 
 
-def transfer_structured(g: np.ndarray, r_wire: float, r_driver: float, device: str | None = None) -> np.ndarray:
+def transfer_structured(g: np.ndarray, r_wire: float, r_driver: float, device: str | None = None,
+                        r_tia_in: float = 0.0) -> np.ndarray:
     """Transfer matrix T (R, C) (S) of a tile with r_wire > 0: current = v @ T.
 
     Block-tridiagonal elimination down the rows (`_schur_inverses`), the
     right-hand sides of all R inputs riding along: Y_i = w S_{i-1}^{-1} Y_{i-1}
     plus row i's injection u_i in column i; the TIA currents are
-    w S_{R-1}^{-1} Y_{R-1}. No back substitution: only the last row's column
-    nodes feed the TIAs. O(R C^3 + R^2 C^2) flops, O(C^2 + R C) memory.
+    w_end S_{R-1}^{-1} Y_{R-1}, w_end = 1 / (r_wire + r_tia_in) (S). No back
+    substitution: only the last row's column nodes feed the TIAs.
+    O(R C^3 + R^2 C^2) flops, O(C^2 + R C) memory.
     """
     import torch
 
     rows, cols = g.shape
     w = 1.0 / r_wire
+    w_end = 1.0 / (r_wire + r_tia_in)
     g_driver = None if r_driver == 0 else 1.0 / r_driver
     y = torch.zeros((cols, rows), dtype=torch.float64, device=torch.device(device or "cpu"))
     previous = None
-    for i, s_inv, u in _schur_inverses(g, w, g_driver, device):
+    for i, s_inv, u in _schur_inverses(g, w, g_driver, device, w_end):
         if previous is not None:
             y[:, :i] = torch.mm(previous, y[:, :i]).mul_(w)
         y[:, i] = u
         previous = s_inv
-    return (torch.mm(previous, y).mul_(w)).T.cpu().numpy()
+    return (torch.mm(previous, y).mul_(w_end)).T.cpu().numpy()
 
 
 def transfer_no_wires(g: np.ndarray, r_driver: float) -> np.ndarray:
@@ -278,6 +299,7 @@ class StructuredFactor:
         w: wire segment conductance (S).
         g_driver: driver conductance (S), None when r_driver = 0 (each
             row's first node is then pinned to its input: no unknown).
+        w_end: conductance from each column's last node to its TIA input (S).
         pivots: (R, m) forward pivots of each row chain's tridiagonal
             matrix, m = C free row nodes (C - 1 when pinned) (S).
         s_inv: (R, C, C) torch float64: inverses of the Schur blocks S_i of
@@ -287,6 +309,7 @@ class StructuredFactor:
     g: np.ndarray
     w: float
     g_driver: float | None
+    w_end: float
     pivots: np.ndarray
     s_inv: Any
 
@@ -334,13 +357,15 @@ class StructuredFactor:
         return dx, np.ascontiguousarray(dy)
 
 
-def factor_structured(g: np.ndarray, r_wire: float, r_driver: float) -> StructuredFactor:
+def factor_structured(g: np.ndarray, r_wire: float, r_driver: float, r_tia_in: float = 0.0) -> StructuredFactor:
     """Factor the linear network of cell conductances g (R, C) (S) for
-    `StructuredFactor.solve` (r_wire > 0). Keeps R C x C blocks (8 R C^2 bytes)."""
+    `StructuredFactor.solve` (r_wire > 0; TIA input resistance r_tia_in, ohm).
+    Keeps R C x C blocks (8 R C^2 bytes)."""
     import torch
 
     rows, cols = g.shape
     w = 1.0 / r_wire
+    w_end = 1.0 / (r_wire + r_tia_in)
     g_driver = None if r_driver == 0 else 1.0 / r_driver
     first = 0 if g_driver is not None else 1
     free = g[:, first:]
@@ -352,9 +377,9 @@ def factor_structured(g: np.ndarray, r_wire: float, r_driver: float) -> Structur
         pivots = phi.copy()
         pivots[:, :-1] += w
     s_inv = torch.empty((rows, cols, cols), dtype=torch.float64)
-    for i, block, _ in _schur_inverses(g, w, g_driver):
+    for i, block, _ in _schur_inverses(g, w, g_driver, w_end=w_end):
         s_inv[i] = block
-    return StructuredFactor(g=g, w=w, g_driver=g_driver, pivots=pivots, s_inv=s_inv)
+    return StructuredFactor(g=g, w=w, g_driver=g_driver, w_end=w_end, pivots=pivots, s_inv=s_inv)
 
 
 # ------------------------------------------------- nodal graph (sparse path)
@@ -376,6 +401,7 @@ class NodalGraph:
         ground: class of ground.
         mid: (R, C) class of each cell's memristor-NMOS node (nmos only, else None).
         col: (R, C) class of each cell's column node.
+        row: (R, C) class of each cell's row node.
     """
 
     n_unknown: int
@@ -385,6 +411,7 @@ class NodalGraph:
     ground: int
     mid: np.ndarray | None
     col: np.ndarray
+    row: np.ndarray
 
 
 def nodal_graph(spec: TileSpec, g_cell: np.ndarray, with_nmos: bool, gmin: float = 0.0) -> NodalGraph:
@@ -408,9 +435,11 @@ def nodal_graph(spec: TileSpec, g_cell: np.ndarray, with_nmos: bool, gmin: float
     label = np.arange(total)
     rr, cc = np.divmod(np.arange(n_cell), cols)
     wires = spec.r_wire > 0
+    r_in = tia_input_resistance(spec)
     if not wires:
         label[row0 + np.arange(n_cell)] = row0 + rr * cols  # a row is one node
-        label[col0 + np.arange(n_cell)] = tia0 + cc  # a column is its TIA input
+        # a column is one node: its TIA input itself, or in front of the TIA's input resistance
+        label[col0 + np.arange(n_cell)] = (col0 + cc) if r_in > 0 else (tia0 + cc)
     if spec.r_driver == 0:  # the DAC drives each row's first node: it is the source
         remap = np.arange(total)
         remap[label[row0 + np.arange(rows) * cols]] = src0 + np.arange(rows)
@@ -432,7 +461,9 @@ def nodal_graph(spec: TileSpec, g_cell: np.ndarray, with_nmos: bool, gmin: float
         gw = 1.0 / spec.r_wire
         add(row_node[:, :-1].ravel(), row_node[:, 1:].ravel(), gw)
         add(col_node[:-1, :].ravel(), col_node[1:, :].ravel(), gw)
-        add(col_node[-1, :], tia0 + np.arange(cols), gw)
+        add(col_node[-1, :], tia0 + np.arange(cols), 1.0 / (spec.r_wire + r_in))
+    elif r_in > 0:
+        add(col_node[0, :], tia0 + np.arange(cols), 1.0 / r_in)
     add(row_node.ravel(), (mid_node if with_nmos else col_node).ravel(), g_cell.ravel())
     if with_nmos and gmin > 0:
         add(mid_node.ravel(), np.full(n_cell, ground), gmin)
@@ -457,7 +488,7 @@ def nodal_graph(spec: TileSpec, g_cell: np.ndarray, with_nmos: bool, gmin: float
     return NodalGraph(
         n_unknown=int(unknown.size), laplacian=lap,
         source=offset + src0 + np.arange(rows), tia=offset + tia0 + np.arange(cols), ground=offset + ground,
-        mid=new[label[mid_node]] if with_nmos else None, col=new[label[col_node]])
+        mid=new[label[mid_node]] if with_nmos else None, col=new[label[col_node]], row=new[label[row_node]])
 
 
 def transfer_splu(spec: TileSpec, g_cell: np.ndarray) -> np.ndarray:
@@ -490,13 +521,14 @@ def transfer_matrix(spec: TileSpec, g_cell: np.ndarray | None = None, method: st
         method: 'structured' (block sweep) or 'splu' (sparse LU).
     """
     g = spec.conductance if g_cell is None else np.asarray(g_cell, dtype=float)
-    if method not in METHODS:
-        raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if method == "splu":
+    if method not in TRANSFER_METHODS:
+        raise InputError(f"method must be one of {', '.join(TRANSFER_METHODS)}, got {method!r}")
+    r_in = tia_input_resistance(spec)
+    if method == "splu" or (spec.r_wire == 0 and r_in > 0):
         return transfer_splu(spec, g)
     if spec.r_wire == 0:
         return transfer_no_wires(g, spec.r_driver)
-    return transfer_structured(g, spec.r_wire, spec.r_driver)
+    return transfer_structured(g, spec.r_wire, spec.r_driver, r_tia_in=r_in)
 
 
 # ------------------------------------------------------------- access NMOS
@@ -546,18 +578,18 @@ def _nmos_current_and_slopes(vds: np.ndarray, vgs: np.ndarray, width: float, len
     return np.asarray(i0), np.asarray(gds), np.asarray(gm)
 
 
-def newton_currents(spec: TileSpec, v_dac: np.ndarray, card: dict[str, float] | None = None,
-                    gmin: float = NGSPICE_GMIN, tol: float = NEWTON_VTOL,
-                    max_iter: int = NEWTON_MAX_ITER) -> np.ndarray:
-    """Exact DC column currents (B, C) (A) of a 1T1R tile, by full Newton
-    (the reference for the chord iteration; any r_wire, r_driver).
+def _newton_points(spec: TileSpec, v_dac: np.ndarray, card: dict[str, float] | None = None,
+                   gmin: float = NGSPICE_GMIN, tol: float = NEWTON_VTOL, max_iter: int = NEWTON_MAX_ITER
+                   ) -> Iterator[tuple[NodalGraph, np.ndarray, np.ndarray]]:
+    """Full Newton per input vector: yield (graph, node voltages of every
+    node class (V), NMOS drain currents (R*C,) (A)).
 
-    Unknowns: every row, column and memristor-NMOS node. Per input vector,
-    Newton on KCL with all NMOS currents and slopes evaluated at once and the
-    Jacobian (the linear Laplacian plus each NMOS's 2x2 stamp) factored by
-    sparse LU. Starting from 0 V, the first step is the small-signal linear
-    solution. The NMOS: drain at the memristor, source on the column, gate
-    at v_wordline, bulk at ground, with gmin from drain and source to ground.
+    Unknowns: every row, column and memristor-NMOS node. Newton on KCL with
+    all NMOS currents and slopes evaluated at once and the Jacobian (the
+    linear Laplacian plus each NMOS's 2x2 stamp) factored by sparse LU.
+    Starting from 0 V, the first step is the small-signal linear solution.
+    The NMOS: drain at the memristor, source on the column, gate at
+    v_wordline, bulk at ground, with gmin from drain and source to ground.
     """
     card = card or access_card()
     n = spec.nmos
@@ -566,17 +598,11 @@ def newton_currents(spec: TileSpec, v_dac: np.ndarray, card: dict[str, float] | 
     nu = graph.n_unknown
     l_uu = lap[:nu, :nu]
     l_uk = lap[:nu, nu:]
-    l_tu = lap[graph.tia][:, :nu]
-    l_tk = lap[graph.tia][:, nu:]
     drain, source = graph.mid.ravel(), graph.col.ravel()
     # Stamp positions of each NMOS (only rows/cols that are unknowns).
     stamp_rows = np.concatenate([drain, drain, source, source])
     stamp_cols = np.concatenate([drain, source, drain, source])
     keep = (stamp_rows < nu) & (stamp_cols < nu)
-    to_tia = np.full(lap.shape[0], -1)
-    to_tia[graph.tia] = np.arange(graph.tia.size)
-    src_tia = to_tia[source]
-    out = np.empty((v_dac.shape[0], spec.cols))
     for b, v in enumerate(v_dac):
         known = np.zeros(lap.shape[0] - nu)
         known[graph.source - nu] = v
@@ -601,12 +627,50 @@ def newton_currents(spec: TileSpec, v_dac: np.ndarray, card: dict[str, float] | 
             raise CosimError(f"Newton did not converge in {max_iter} iterations for input vector {b}; "
                              "use --engine spice for this tile")
         vd, vs = x[drain], x[source]
-        i_d = peripherals.nmos_level1_current(vd - vs, n.v_wordline - vs, n.width, n.length, card)
-        current = -(l_tu @ x[:nu] + l_tk @ known)
-        into = src_tia >= 0
-        current += np.bincount(src_tia[into], weights=np.asarray(i_d)[into], minlength=spec.cols)
+        yield graph, x, np.asarray(peripherals.nmos_level1_current(vd - vs, n.v_wordline - vs, n.width,
+                                                                    n.length, card))
+
+
+def newton_currents(spec: TileSpec, v_dac: np.ndarray, card: dict[str, float] | None = None,
+                    gmin: float = NGSPICE_GMIN, tol: float = NEWTON_VTOL,
+                    max_iter: int = NEWTON_MAX_ITER) -> np.ndarray:
+    """Exact DC column currents (B, C) (A) of a 1T1R tile, by full Newton
+    (`_newton_points`; the reference for the chord iteration; any r_wire, r_driver)."""
+    out = np.empty((v_dac.shape[0], spec.cols))
+    for b, (graph, x, i_d) in enumerate(_newton_points(spec, v_dac, card, gmin, tol, max_iter)):
+        lap = graph.laplacian.tocsr()
+        current = -(lap[graph.tia] @ x)
+        src_tia = np.full(lap.shape[0], -1)
+        src_tia[graph.tia] = np.arange(graph.tia.size)
+        into = src_tia[graph.col.ravel()]
+        current += np.bincount(into[into >= 0], weights=i_d[into >= 0], minlength=spec.cols)
         out[b] = current
     return out
+
+
+def newton_node_voltages(spec: TileSpec, v_dac: np.ndarray, card: dict[str, float] | None = None
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact DC row, column and memristor-NMOS node voltages (B, R, C) (V)
+    of a 1T1R tile by full Newton (`_newton_points`)."""
+    nodes = [(x[graph.row], x[graph.col], x[graph.mid]) for graph, x, _ in _newton_points(spec, v_dac, card)]
+    return tuple(np.stack(k) for k in zip(*nodes))  # type: ignore[return-value]
+
+
+def graph_node_voltages(spec: TileSpec, g_cell: np.ndarray, v_dac: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, NodalGraph]:
+    """Row and column node voltages (B, R, C) (V) of the linear network with
+    whole-cell conductances g_cell (R, C) (S), by sparse LU (any r_wire,
+    r_driver); also returns the graph."""
+    graph = nodal_graph(spec, g_cell, with_nmos=False)
+    lap = graph.laplacian.tocsc()
+    nu = graph.n_unknown
+    known = np.zeros((lap.shape[0] - nu, v_dac.shape[0]))
+    known[graph.source - nu] = v_dac.T
+    x = np.zeros((lap.shape[0], v_dac.shape[0]))
+    x[nu:] = known
+    if nu:
+        x[:nu] = spla.splu(lap[:nu, :nu].tocsc(), permc_spec="MMD_AT_PLUS_A").solve(-(lap[:nu, nu:] @ known))
+    return np.moveaxis(x[graph.row], -1, 0), np.moveaxis(x[graph.col], -1, 0), graph
 
 
 def _chord_residual(spec: TileSpec, x: np.ndarray, y: np.ndarray, m: np.ndarray, v: np.ndarray,
@@ -624,17 +688,19 @@ def _chord_residual(spec: TileSpec, x: np.ndarray, y: np.ndarray, m: np.ndarray,
     fy = gmin * y - i_d
     fy[:, :-1] += w * (y[:, :-1] - y[:, 1:])
     fy[:, 1:] += w * (y[:, 1:] - y[:, :-1])
-    fy[:, -1] += w * y[:, -1]
+    fy[:, -1] += y[:, -1] / (spec.r_wire + tia_input_resistance(spec))
     return fx, fy, fm
 
 
-def chord_newton_currents(spec: TileSpec, factor: StructuredFactor, g_channel: float, v_dac: np.ndarray,
-                          card: dict[str, float], gmin: float = NGSPICE_GMIN, tol: float = NEWTON_VTOL,
-                          max_iter: int = NEWTON_MAX_ITER) -> np.ndarray:
-    """Exact DC column currents (B, C) (A) of a 1T1R tile with wires, for a
-    whole batch at once: Newton's method with the Jacobian frozen at the
-    small-signal network (the chord method; each NMOS as its triode
-    conductance `g_channel` (S) at Vds = 0), which `factor` holds factored.
+def chord_newton_nodes(spec: TileSpec, factor: "StructuredFactor | ChainNetwork", g_channel: float,
+                       v_dac: np.ndarray, card: dict[str, float], gmin: float = NGSPICE_GMIN,
+                       tol: float = NEWTON_VTOL, max_iter: int = NEWTON_MAX_ITER
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact DC row, column and memristor-NMOS node voltages (B, R, C) (V)
+    of a 1T1R tile with wires, for a whole batch at once: Newton's method
+    with the Jacobian frozen at the small-signal network (the chord method;
+    each NMOS as its triode conductance `g_channel` (S) at Vds = 0), which
+    `factor` holds factored (StructuredFactor, or ChainNetwork solved by CG).
     The residual is exact (level-1 NMOS, gmin), so it converges to the same
     operating point as a full Newton, gaining about one digit per step for a
     10 % channel nonlinearity.
@@ -659,9 +725,17 @@ def chord_newton_currents(spec: TileSpec, factor: StructuredFactor, g_channel: f
         m += dm
         step = max(np.max(np.abs(dx)), np.max(np.abs(dy)), np.max(np.abs(dm)))
         if step <= tol + 1e-12 * scale:
-            return y[:, -1, :] / spec.r_wire
+            return x, y, m
     raise CosimError(f"the chord Newton iteration did not converge in {max_iter} steps; "
                      "use nonlinear='newton' with method='splu' (full Newton) or the spice engine")
+
+
+def chord_newton_currents(spec: TileSpec, factor: "StructuredFactor | ChainNetwork", g_channel: float,
+                          v_dac: np.ndarray, card: dict[str, float], gmin: float = NGSPICE_GMIN,
+                          tol: float = NEWTON_VTOL, max_iter: int = NEWTON_MAX_ITER) -> np.ndarray:
+    """Exact DC column currents (B, C) (A) of a 1T1R tile with wires (`chord_newton_nodes`)."""
+    _, y, _ = chord_newton_nodes(spec, factor, g_channel, v_dac, card, gmin, tol, max_iter)
+    return y[:, -1, :] / (spec.r_wire + tia_input_resistance(spec))
 
 
 # --------------------------------------------------------------- apply
@@ -740,16 +814,22 @@ class FastTile:
 
     Attributes:
         spec: the tile.
-        mode: 'linear' (transfer matrix) or 'newton'.
+        mode: 'linear' (one conductance per cell) or 'newton'.
         access: how the access device entered: 'none', 'calibrated',
             'small-signal' (linear) or 'level-1' (newton).
-        method: 'structured' or 'splu'.
+        method: 'structured', 'splu' or 'iterative'.
         precompute_s: wall time of the preparation (s).
-        transfer: (R, C) transfer matrix (S), linear mode (of positive reads
-            when `transfer_neg` is set).
+        g_cell: (R, C) whole-cell conductances of the linear mode (S), of
+            positive reads when `g_cell_neg` is set.
+        g_cell_neg: (R, C) the same for negative reads (calibrated access), or None.
+        transfer: (R, C) transfer matrix (S), linear mode with 'structured'
+            or 'splu' (of positive reads when `transfer_neg` is set).
         transfer_neg: (R, C) transfer matrix of negative reads (S): a
             calibrated nmos tile applies max(v, 0) @ T + min(v, 0) @ T_neg.
-        factor: the factored small-signal network, newton mode with wires.
+        networks: linear mode with 'iterative': the factored chains of
+            `g_cell` (and of `g_cell_neg`), solved per batch.
+        factor: the factored small-signal network, newton mode with wires
+            (StructuredFactor, or ChainNetwork with 'iterative').
         g_channel: triode conductance of the access NMOS at Vds = 0 (S), newton mode.
         card: access NMOS model card, newton mode.
     """
@@ -759,9 +839,12 @@ class FastTile:
     access: str
     method: str
     precompute_s: float
+    g_cell: np.ndarray | None = None
+    g_cell_neg: np.ndarray | None = None
     transfer: np.ndarray | None = None
     transfer_neg: np.ndarray | None = None
-    factor: StructuredFactor | None = None
+    networks: tuple[ChainNetwork, ...] = ()
+    factor: StructuredFactor | ChainNetwork | None = None
     g_channel: float | None = None
     card: dict[str, float] | None = None
 
@@ -770,25 +853,60 @@ class FastTile:
         """Column currents (B, C) (A) for row voltages at the DAC outputs (B, R) (V).
 
         Linear mode: v @ T (sign-split when calibrated) in chunks of `chunk`
-        vectors with `backend`.
-        Newton mode: the chord iteration over chunks of vectors (structured),
-        or one full Newton per vector (splu, or r_wire = 0).
+        vectors with `backend`, or the iterative solve of each chunk.
+        Newton mode: the chord iteration over chunks of vectors (structured
+        or iterative), or one full Newton per vector (splu, or r_wire = 0).
         """
         v = np.asarray(v_dac, dtype=float)
         if v.ndim == 1:
             v = v[None, :]
-        if self.mode == "linear":
-            return apply_transfer(v, self.transfer, backend, chunk, device, self.transfer_neg)
         if backend not in BACKENDS:
             raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if self.factor is None:
+        if self.mode == "linear" and not self.networks:
+            return apply_transfer(v, self.transfer, backend, chunk, device, self.transfer_neg)
+        if self.mode == "newton" and self.factor is None:
             return newton_currents(self.spec, v, self.card)
         chunk = chunk or default_newton_chunk(self.spec.rows, self.spec.cols)
         out = np.empty((v.shape[0], self.spec.cols))
+        w_end = 1.0 / (self.spec.r_wire + tia_input_resistance(self.spec))
         for start in range(0, v.shape[0], chunk):
-            out[start:start + chunk] = chord_newton_currents(self.spec, self.factor, self.g_channel,
-                                                             v[start:start + chunk], self.card)
+            _, col, _ = self._nodes(v[start:start + chunk])
+            out[start:start + chunk] = w_end * col[:, -1, :]
         return out
+
+    def node_voltages(self, v_dac: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Row-line, column-line and (1T1R) memristor-NMOS node voltages at
+        every cell, each (B, R, C) (V), for DAC outputs (B, R) (V); the third
+        is None without an access device. The same network the currents
+        come from (linear: the cell conductances of this tile; newton: the
+        exact operating point)."""
+        v = np.asarray(v_dac, dtype=float)
+        return self._nodes(v[None, :] if v.ndim == 1 else v)
+
+    def _nodes(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        spec = self.spec
+        if self.mode == "newton":
+            if self.factor is None:
+                return newton_node_voltages(spec, v, self.card)
+            return chord_newton_nodes(spec, self.factor, self.g_channel, v, self.card)
+        parts = [(self.g_cell, v if self.g_cell_neg is None else np.maximum(v, 0.0))]
+        if self.g_cell_neg is not None:
+            parts.append((self.g_cell_neg, np.minimum(v, 0.0)))
+        row = np.zeros((v.shape[0], spec.rows, spec.cols))
+        col = np.zeros_like(row)
+        mid = np.zeros_like(row) if spec.access == "nmos" else None
+        for k, (g_cell, part) in enumerate(parts):
+            if spec.r_wire > 0:
+                network = self.networks[k] if self.networks else chain_network(
+                    g_cell, spec.r_wire, spec.r_driver, tia_input_resistance(spec))
+                x, y = network.node_voltages(part)
+            else:
+                x, y, _ = graph_node_voltages(spec, g_cell, part)
+            row += x
+            col += y
+            if mid is not None:  # the memristor carries the cell current
+                mid += x - g_cell * (x - y) / spec.conductance
+        return row, col, mid
 
 
 def _resolve_mode(spec: TileSpec, nonlinear: str, calibration: "Calibration | None") -> str:
@@ -818,40 +936,57 @@ def prepare(spec: TileSpec, *, calibration: "Calibration | str | Path | None" = 
         calibration: access calibration (object or JSON path from
             `cosim calibrate`) for the linear path of an nmos tile.
         nonlinear: 'auto', 'newton' or 'linear' (see the module docstring).
-        method: 'structured' (block sweep) or 'splu' (sparse LU).
+        method: 'structured' (transfer matrix by block sweep), 'splu'
+            (sparse LU) or 'iterative' (chains factored, each batch solved
+            by `cosim.iterative`; no transfer matrix: for few vectors).
     """
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     start = time.perf_counter()
     cal = _load_calibration(calibration)
     mode = _resolve_mode(spec, nonlinear, cal)
+    r_in = tia_input_resistance(spec)
+    iterative = method == "iterative" and spec.r_wire > 0
     if mode == "newton":
         card = access_card()
         n = spec.nmos
         g_channel = 1.0 / peripherals.access_resistance(n.width, n.length, n.v_wordline, card)
         factor = None
-        if method == "structured" and spec.r_wire > 0:
+        if method != "splu" and spec.r_wire > 0:
             g_cell = 1.0 / (1.0 / spec.conductance + 1.0 / g_channel)
-            factor = factor_structured(g_cell, spec.r_wire, spec.r_driver)
+            factor = (chain_network(g_cell, spec.r_wire, spec.r_driver, r_in) if iterative
+                      else factor_structured(g_cell, spec.r_wire, spec.r_driver, r_in))
         return FastTile(spec, "newton", "level-1", method, time.perf_counter() - start,
                         factor=factor, g_channel=g_channel, card=card)
     if spec.access == "nmos" and cal is not None:
         # Positive and negative reads see different channel conductances.
-        t_pos = transfer_matrix(spec, cell_conductance(spec, cal, polarity="pos"), method)
-        t_neg = transfer_matrix(spec, cell_conductance(spec, cal, polarity="neg"), method)
-        return FastTile(spec, "linear", "calibrated", method, time.perf_counter() - start,
-                        transfer=t_pos, transfer_neg=t_neg)
-    card = access_card() if spec.access == "nmos" else None
-    transfer = transfer_matrix(spec, cell_conductance(spec, None, card), method)
-    access = "none" if spec.access == "none" else "small-signal"
-    return FastTile(spec, "linear", access, method, time.perf_counter() - start, transfer=transfer)
+        cells = (cell_conductance(spec, cal, polarity="pos"), cell_conductance(spec, cal, polarity="neg"))
+        access = "calibrated"
+    else:
+        card = access_card() if spec.access == "nmos" else None
+        cells = (cell_conductance(spec, None, card), None)
+        access = "none" if spec.access == "none" else "small-signal"
+    present = [g for g in cells if g is not None]
+    if iterative:
+        networks = tuple(chain_network(g, spec.r_wire, spec.r_driver, r_in) for g in present)
+        return FastTile(spec, "linear", access, method, time.perf_counter() - start, g_cell=cells[0],
+                        g_cell_neg=cells[1], networks=networks)
+    transfer_method = "splu" if method == "splu" else "structured"
+    transfers = [transfer_matrix(spec, g, transfer_method) for g in present] + [None]
+    return FastTile(spec, "linear", access, method, time.perf_counter() - start, g_cell=cells[0],
+                    g_cell_neg=cells[1], transfer=transfers[0], transfer_neg=transfers[1])
+
+
+def tia_input_resistance(spec: TileSpec) -> float:
+    """DC input resistance of the tile's TIAs (ohm): 0 for the ideal TIA."""
+    tia = spec.tia
+    return peripherals.tia_input_resistance(tia.kind, tia.rs, tia.a0)
 
 
 def tia_gain(spec: TileSpec) -> float:
     """DC closed-loop factor of the TIA: vout = rs * current * factor (1 when ideal).
 
-    The fast engine holds every TIA input at exactly 0 V; the finite-gain
-    kinds differ from that by their input resistance (about rs / a0).
+    The columns see the TIA's input resistance (`tia_input_resistance`).
     """
     tia = spec.tia
     if tia.kind == "vcvs":
@@ -861,20 +996,28 @@ def tia_gain(spec: TileSpec) -> float:
     return 1.0
 
 
+def choose_method(spec: TileSpec, batch: int) -> str:
+    """'iterative' for a few vectors on a tile with wires, else 'structured'
+    (a transfer matrix pays off from about ITERATIVE_MAX_BATCH vectors on)."""
+    return "iterative" if spec.r_wire > 0 and batch <= ITERATIVE_MAX_BATCH else "structured"
+
+
 def solve_fast(spec: TileSpec, voltages: np.ndarray, *, calibration: "Calibration | str | Path | None" = None,
                nonlinear: str = "auto", backend: str = "numpy", chunk: int | None = None,
-               method: str = "structured") -> "TileResult":
+               method: str = "auto") -> "TileResult":
     """Column currents and outputs of `spec` for row voltages (R,) or (B, R) (V).
 
     The DACs quantise the inputs (`cosim.netlist.dac_output`), the tile is
-    prepared (`prepare`) and applied (`FastTile.currents`); vout = rs *
-    current (times the TIA's DC gain factor), ADC codes when the tile has
-    ADCs. engine 'fast'.
+    prepared (`prepare`; method 'auto': `choose_method`) and applied
+    (`FastTile.currents`); vout = rs * current (times the TIA's DC gain
+    factor), ADC codes when the tile has ADCs. engine 'fast'.
     """
     from cosim.engines import TileResult
 
     start = time.perf_counter()
     v = dac_output(spec, voltages)
+    if method == "auto":
+        method = choose_method(spec, v.shape[0])
     tile = prepare(spec, calibration=calibration, nonlinear=nonlinear, method=method)
     current = tile.currents(v, backend=backend, chunk=chunk)
     vout = spec.tia.rs * tia_gain(spec) * current

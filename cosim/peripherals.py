@@ -134,6 +134,33 @@ def tia_opamp_dc_gain(a0: float, rs: float = 1e3, rinv: float = 1e4, rout: float
     return stage1 * stage2
 
 
+def tia_input_resistance(kind: str, rs: float, a0: float = 1e5, rinv: float = 1e4,
+                         rout: float = 1.0) -> float:
+    """DC input resistance V(in)/I(in) (ohm) of a TIA of circuits/tia.cir.
+
+    'ideal': 0 (exact virtual ground). 'vcvs': rs / (1 + a0). 'opamp': the
+    first op-amp stage with output resistance rout, loaded by the inverter's
+    input conductance gin (see `tia_opamp_dc_gain`):
+        r_in = (rout + rs + gin*rs*rout) / (1 + a0 + gin*rout),
+    which is rs / (1 + a0) at rout = 0.
+
+    Args:
+        kind: 'ideal', 'vcvs' or 'opamp'.
+        rs: feedback resistance (ohm).
+        a0: op-amp open-loop DC gain (V/V).
+        rinv, rout: inverter resistors and op-amp output resistance (ohm), 'opamp' only.
+    """
+    if kind == "ideal":
+        return 0.0
+    a0 = _check_gain(a0)
+    if kind == "vcvs":
+        return rs / (1.0 + a0)
+    if kind == "opamp":
+        gin = (1.0 + a0) / (a0 * rinv + 2.0 * rinv + rout)
+        return (rout + rs + gin * rs * rout) / (1.0 + a0 + gin * rout)
+    raise InputError(f"unknown TIA kind {kind!r}; use ideal, vcvs or opamp")
+
+
 def follower_bandwidth_hz(a0: float, gbw: float) -> float:
     """-3 dB frequency (Hz) of the `opamp` macromodel as a unity follower:
     gbw * (1 + a0) / a0 (single pole at gbw/a0, loop gain a0)."""

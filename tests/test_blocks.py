@@ -4,7 +4,6 @@ formula in cosim.peripherals (many operating points per ngspice run)."""
 from __future__ import annotations
 
 import math
-import shutil
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from cosim.rawfile import Plot
 from cosim.resources import resource_path
 from cosim.spice import run_netlist
 
-pytestmark = pytest.mark.skipif(not shutil.which("ngspice"), reason="ngspice is not installed")
 
 
 def _include(*names: str) -> str:
@@ -66,6 +64,20 @@ def test_tia_ideal_is_exact(tia_op: Plot) -> None:
     out = _tia_out(tia_op, "ideal")
     np.testing.assert_allclose(out, TIA_RS * TIA_CURRENTS, rtol=1e-9, atol=0)
     assert np.all(_tia_out(tia_op, "ideal", "in") == 0.0)  # exact virtual ground
+
+
+TIA_INPUT = {"vcvs": ("vcvs", {"a0": 1e6}), "vcvs_lowgain": ("vcvs", {"a0": 1e3}),
+             "opamp": ("opamp", {"a0": 1e5, "rinv": 1e4}), "opamp_lowgain": ("opamp", {"a0": 1e3, "rinv": 2e3})}
+
+
+@pytest.mark.parametrize("name", sorted(TIA_INPUT))
+def test_tia_input_resistance_matches_ngspice(tia_op: Plot, name: str) -> None:
+    kind, params = TIA_INPUT[name]
+    r_in = per.tia_input_resistance(kind, TIA_RS, **params)
+    v_in = _tia_out(tia_op, name, "in")
+    # ngspice's virtual ground sits at r_in * I (the fast solver terminates columns with it)
+    np.testing.assert_allclose(v_in, r_in * TIA_CURRENTS, rtol=1e-9, atol=0)
+    assert per.tia_input_resistance("ideal", TIA_RS) == 0.0
 
 
 @pytest.mark.parametrize("name", [n for n in TIA_VARIANTS if n != "ideal"])

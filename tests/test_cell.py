@@ -4,7 +4,6 @@ cosim.peripherals."""
 
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ from cosim.rawfile import Plot
 from cosim.resources import resource_path
 from cosim.spice import run_netlist
 
-pytestmark = pytest.mark.skipif(not shutil.which("ngspice"), reason="ngspice is not installed")
 
 W, L, V_WL = 3.1e-6, 0.1e-6, 1.8   # m, m, V: the cell's defaults
 R_VALUES = (50.0, 1e3, 12e3)       # ohm: both presets' device range

@@ -3,7 +3,6 @@ the VTEAM rate integrated by hand, and the read pulse that keeps it under 1%."""
 
 from __future__ import annotations
 
-import shutil
 import warnings
 
 import h5py
@@ -17,7 +16,6 @@ from cosim.store import write_tile_group
 from cosim.tile import TileSpec
 from cosim.transient import run_transient
 
-pytestmark = pytest.mark.skipif(not shutil.which("ngspice"), reason="ngspice is not installed")
 
 SEED = VteamParams()
 RATE = SEED.k_off / (SEED.w_off - SEED.w_on)  # dx/dt per unit of (v/v_off - 1) at f = 1 (1/s)

@@ -11,7 +11,7 @@ import pytest
 
 from cosim import fast
 from cosim.calibrate import calibrate, load_calibration, save_calibration
-from cosim.config import AdcSpec, DacSpec, NmosAccess, VteamParams
+from cosim.config import AdcSpec, DacSpec, NmosAccess, TiaSpec, VteamParams
 from cosim.engines import solve_spice
 from cosim.errors import InputError
 from cosim.spotcheck import spotcheck
@@ -94,6 +94,56 @@ def test_ideal_wires_and_no_access_give_exactly_v_at_g():
 def test_single_cell_with_driver_and_wire_draws_v_over_series_resistance():
     spec = TileSpec(np.array([[1 / 300.0]]), r_wire=2.0, r_driver=10.0)
     assert fast.solve_fast(spec, np.array([0.3])).current[0, 0] == pytest.approx(0.3 / 312.0, rel=1e-14)
+
+
+# ------------------------------------------------------------ iterative (no transfer matrix)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (9, 13), (40, 24)])
+@pytest.mark.parametrize("r_wire, r_driver", [(1.0, 10.0), (0.5, 0.0), (3.0, 0.2)])
+def test_iterative_solve_equals_the_transfer_matrix(shape, r_wire, r_driver):
+    """CG on the column nodes (row chains eliminated by banded solves) gives
+    the transfer matrix's currents for every wire/driver case and shape."""
+    spec, v = random_tile(21, shape, r_wire=r_wire, r_driver=r_driver, batch=5)
+    tile = fast.prepare(spec, method="iterative")
+    assert tile.transfer is None and len(tile.networks) == 1
+    assert rel_err(tile.currents(v), v @ fast.transfer_matrix(spec)) < 1e-11
+
+
+@pytest.mark.parametrize("device", [SEED000, MLP], ids=["seed000", "mlp"])
+def test_iterative_chord_newton_and_calibrated_paths_equal_the_structured_ones(calibrations, device):
+    preset = "seed000" if device is SEED000 else "mlp"
+    spec, v = random_tile(23, (18, 15), device, r_wire=1.0, r_driver=10.0, access="nmos", batch=4)
+    structured = fast.prepare(spec, nonlinear="newton").currents(v)
+    iterative = fast.prepare(spec, nonlinear="newton", method="iterative")
+    assert type(iterative.factor).__name__ == "ChainNetwork"
+    assert rel_err(iterative.currents(v), structured) < 1e-11
+    cal = calibrations[preset]
+    linear = fast.prepare(spec, calibration=cal).currents(v)
+    assert rel_err(fast.prepare(spec, calibration=cal, method="iterative").currents(v), linear) < 1e-11
+
+
+def test_solve_fast_solves_few_vectors_iteratively_and_batches_by_transfer_matrix():
+    spec, _ = random_tile(2, (6, 6), r_wire=1.0)
+    assert fast.choose_method(spec, fast.ITERATIVE_MAX_BATCH) == "iterative"
+    assert fast.choose_method(spec, fast.ITERATIVE_MAX_BATCH + 1) == "structured"
+    assert fast.choose_method(random_tile(2, (6, 6))[0], 1) == "structured"  # no wires: closed form
+
+
+@pytest.mark.parametrize("kind", ["vcvs", "opamp"])
+@pytest.mark.parametrize("r_wire, access", [(1.0, "none"), (0.0, "none"), (1.0, "nmos")])
+def test_finite_gain_tia_input_resistance_terminates_the_columns_as_in_ngspice(kind, r_wire, access):
+    """A TIA of gain a0 = 1e3 holds its input at rs/(1+a0) * I, not 0 V: the
+    fast solver puts that resistance at the end of each column (structured,
+    iterative, Newton) and matches ngspice to 1e-9 (it was ~1e-3 off before)."""
+    tia = TiaSpec(kind=kind, rs=10.0, a0=1e3)
+    spec, v = random_tile(31, (8, 6), r_wire=r_wire, r_driver=10.0, tia=tia, access=access)
+    assert fast.tia_input_resistance(spec) > 0.009
+    ref = solve_spice(spec, v)
+    for method in ("structured", "iterative", "splu"):
+        got = fast.solve_fast(spec, v, method=method)
+        assert rel_err(got.current, ref.current) < 1e-9, method
+        assert rel_err(got.vout, ref.vout) < 1e-9, method
 
 
 # ------------------------------------------------------------ batches

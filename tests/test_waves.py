@@ -5,7 +5,6 @@ computes for the stored netlist, and the signals list, plot and export."""
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from cosim.rawfile import read_raw
 from cosim.tile import TileSpec
 from cosim.transient import run_transient
 
-pytestmark = pytest.mark.skipif(not shutil.which("ngspice"), reason="ngspice is not installed")
 
 A0, GBW, ROUT, RINV = 1e5, 100e6, 1.0, 1e4  # circuits/opamp.cir and tia.cir defaults
 

@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_transient_options(tile)
     tile.add_argument("--irdrop", metavar="MAP.png",
                       help="also write the IR-drop map (cell voltage / applied row voltage) of input "
-                           "vector 0 as a heatmap PNG (an ngspice .op; stored as irdrop in --out)")
+                           "vector 0 as a heatmap PNG (from --engine's node voltages; stored as irdrop in --out)")
     tile.set_defaults(run=run)
 
 
@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
             options["calibration"] = args.calibration
         result = solve(spec, v, engine=args.engine, **options)
     if args.irdrop:
-        ratio = irdrop_map(spec, v, engine=args.engine, timeout_s=args.timeout)
+        ratio = irdrop_map(spec, v, engine=args.engine, timeout_s=args.timeout,
+                           calibration=args.calibration if args.engine == "fast" else None)
         irdrop_line = write_irdrop_png(spec, ratio, args.irdrop)
     if args.out:
         with atomic_h5(args.out) as h5:
