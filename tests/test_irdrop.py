@@ -97,3 +97,26 @@ def test_fast_map_without_wires_is_one():
 def test_unknown_engine_is_refused_naming_the_engines():
     with pytest.raises(InputError, match="spice, fast, ideal"):
         irdrop_map(TileSpec(np.full((2, 2), 1e-3)), np.array([0.1, 0.1]), engine="vacask")
+
+
+def test_tile_command_writes_the_fast_engines_map(tmp_path):
+    """`cosim tile --engine fast --irdrop MAP.png` stores the fast map, equal
+    to the one `--engine spice` stores, and writes the heatmap."""
+    import h5py
+
+    from cosim.cli import main
+
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "G.npy", 1.0 / rng.uniform(1e3, 12e3, size=(5, 4)))
+    np.save(tmp_path / "V.npy", rng.uniform(-0.3, 0.3, size=(5,)))
+    maps = {}
+    for engine in ("fast", "spice"):
+        out, png = tmp_path / f"{engine}.h5", tmp_path / f"{engine}.png"
+        assert main(["tile", "--conductance", str(tmp_path / "G.npy"), "--voltage", str(tmp_path / "V.npy"),
+                     "--r-wire", "2", "--r-driver", "10", "--access", "nmos", "--engine", engine,
+                     "--irdrop", str(png), "--out", str(out)]) == 0
+        assert png.stat().st_size > 1000
+        with h5py.File(out) as h5:
+            assert h5["irdrop"].attrs["engine"] == engine
+            maps[engine] = h5["irdrop"][()]
+    np.testing.assert_allclose(maps["fast"], maps["spice"], rtol=0, atol=1e-8)

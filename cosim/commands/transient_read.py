@@ -39,8 +39,7 @@ def add_transient_options(parser: argparse.ArgumentParser) -> None:
 
 
 def check_transient_options(args: argparse.Namespace) -> None:
-    """Transient settings without --transient, a transient off ngspice, or an
-    IR-drop map from an engine without node voltages: one line."""
+    """Transient settings without --transient, or a transient off ngspice: one line."""
     given = [flag for flag, value in (("--t-stop", args.t_stop), ("--t-sample", args.t_sample),
                                       ("--states-of", args.states_of),
                                       ("--disturb-threshold", args.disturb_threshold)) if value is not None]
@@ -50,9 +49,6 @@ def check_transient_options(args: argparse.Namespace) -> None:
         raise InputError(f"--transient runs ngspice; drop --engine {args.engine} (or use --engine spice)")
     if args.transient and getattr(args, "spice", "ngspice") != "ngspice":
         raise InputError(f"--transient runs ngspice (waveforms, raw file); drop --spice {args.spice}")
-    if getattr(args, "irdrop", None) and args.engine not in ("spice", "ideal"):
-        raise InputError(f"--irdrop needs node voltages, which engine {args.engine!r} does not give; "
-                         "use --engine spice")
 
 
 def run_transient_read(spec: TileSpec, v: np.ndarray,
