@@ -193,7 +193,8 @@ def _row_blocks(g: np.ndarray, g_wire: float, g_driver: float | None) -> tuple[n
         if k is None:
             a, b = free * left, free * right  # (G K G)_jk = a_j b_k for j <= k
             upper = np.triu(np.ones((m, m), dtype=bool))
-            np.negative(np.where(upper, a[:, :, None] * b[:, None, :], b[:, :, None] * a[:, None, :]), out=block)
+            outer = a[:, :, None] * b[:, None, :]  # valid for j <= k; its transpose below
+            np.negative(np.where(upper, outer, outer.transpose(0, 2, 1)), out=block)
             k_diag, k_col0 = left * right, left[:, :1] * right
         else:
             np.negative(free[:, :, None] * k * free[:, None, :], out=block)
