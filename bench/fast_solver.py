@@ -23,9 +23,10 @@ Table 2 (1T1R, access NMOS): both device presets, ngspice `.op` vs the
 exact Newton (chord iteration, batched) and the calibrated linear model
 (sign-split), with the uncalibrated small-signal model for reference.
 
-Scaling: precompute time and peak memory (RSS above the interpreter's
-baseline, each N in its own process) of the transfer matrix, and of the
-Newton factor, for N = 64..512.
+Scaling: time and peak memory (RSS above the interpreter's baseline, each
+N in its own process) of the transfer matrix (N = 64..512), and of one input
+vector without it: the linear network by CG, and a 1T1R tile's exact
+operating point (chord Newton on the chains), up to N = 1024.
 """
 
 from __future__ import annotations
@@ -145,8 +146,10 @@ def scaling_one(n: int, what: str) -> dict:
         start = time.perf_counter()
         if what == "iterative":  # one vector, no transfer matrix
             prepared = prepare(spec, method="iterative").currents(v1)
+        elif what == "newton":  # one vector, exact 1T1R operating point (chord Newton on the chains)
+            prepared = prepare(spec, nonlinear="newton").currents(v1)
         else:
-            prepared = prepare(spec, nonlinear="newton" if what == "newton" else "auto")
+            prepared = prepare(spec)
         best = min(best, time.perf_counter() - start)
         peak = max(peak, (_status_kib("VmHWM") - base) / 1024)
         del prepared
@@ -226,16 +229,16 @@ def main() -> int:
     if not args.no_scaling:
         sizes = [int(s) for s in args.scaling_sizes.split(",")]
         print("\nScaling (each N in a fresh process): precompute s and peak memory above baseline (MiB)")
-        print(f"{'N':>5} {'transfer s':>11} {'transfer MiB':>13} {'newton s':>9} {'newton MiB':>11} "
-              f"{'iter 1 vec s':>13} {'iter MiB':>9}")
+        print(f"{'N':>5} {'transfer s':>11} {'transfer MiB':>13} {'iter 1 vec s':>13} {'iter MiB':>9} "
+              f"{'1T1R 1 vec s':>13} {'1T1R MiB':>9}")
         for n in sizes + [args.iterative_max]:
-            done = [run_scaling([n], what)[0] for what in ("transfer", "newton") if n in sizes]
-            it = run_scaling([n], "iterative")[0]
-            scaling += done + [it]
-            cells = (" ".join(f"{r['precompute_s']:>{w1}.3f} {r['peak_extra_mb']:>{w2}.1f}"
-                              for r, (w1, w2) in zip(done, ((11, 13), (9, 11))))
-                     if done else f"{'-':>11} {'-':>13} {'-':>9} {'-':>11}")
-            print(f"{n:>5} {cells} {it['precompute_s']:>13.3f} {it['peak_extra_mb']:>9.1f}", flush=True)
+            done = [run_scaling([n], "transfer")[0]] if n in sizes else []
+            others = [run_scaling([n], what)[0] for what in ("iterative", "newton")]
+            scaling += done + others
+            cells = (f"{done[0]['precompute_s']:>11.3f} {done[0]['peak_extra_mb']:>13.1f}" if done
+                     else f"{'-':>11} {'-':>13}")
+            print(f"{n:>5} {cells} " + " ".join(f"{r['precompute_s']:>13.3f} {r['peak_extra_mb']:>9.1f}"
+                                                 for r in others), flush=True)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"env": env, "linear": linear, "nmos": nmos, "scaling": scaling}, indent=2))

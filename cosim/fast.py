@@ -74,7 +74,7 @@ if TYPE_CHECKING:
     from cosim.engines import TileResult
 
 NONLINEAR_MODES = ("auto", "newton", "linear")
-METHODS = ("structured", "splu", "iterative")
+METHODS = ("auto", "structured", "splu", "iterative")
 TRANSFER_METHODS = ("structured", "splu")
 # solve_fast's method 'auto' solves batches of at most this many vectors
 # iteratively (no transfer matrix): bench/fast_solver.py's crossover.
@@ -929,7 +929,7 @@ def _load_calibration(calibration: "Calibration | str | Path | None") -> "Calibr
 
 
 def prepare(spec: TileSpec, *, calibration: "Calibration | str | Path | None" = None, nonlinear: str = "auto",
-            method: str = "structured") -> FastTile:
+            method: str = "auto") -> FastTile:
     """Prepare `spec` for the fast solver (factor once, apply to any batch).
 
     Args:
@@ -937,15 +937,22 @@ def prepare(spec: TileSpec, *, calibration: "Calibration | str | Path | None" = 
         calibration: access calibration (object or JSON path from
             `cosim calibrate`) for the linear path of an nmos tile.
         nonlinear: 'auto', 'newton' or 'linear' (see the module docstring).
-        method: 'structured' (transfer matrix by block sweep), 'splu'
-            (sparse LU) or 'iterative' (chains factored, each batch solved
-            by `cosim.iterative`; no transfer matrix: for few vectors).
+        method: 'structured' (transfer matrix by block sweep; the chord
+            Newton's Jacobian as R dense blocks), 'splu' (sparse LU; full
+            Newton per vector), 'iterative' (chains factored, each batch
+            solved by `cosim.iterative`: no transfer matrix, for few vectors;
+            the chord Newton's Jacobian in O(R C) memory) or 'auto':
+            'structured' for the linear mode, 'iterative' for Newton (faster
+            at every size measured, and its LAPACK work does not stall on
+            busy cores as torch's small matrix products do).
     """
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     start = time.perf_counter()
     cal = _load_calibration(calibration)
     mode = _resolve_mode(spec, nonlinear, cal)
+    if method == "auto":
+        method = "iterative" if mode == "newton" else "structured"
     r_in = tia_input_resistance(spec)
     iterative = method == "iterative" and spec.r_wire > 0
     if mode == "newton":
@@ -998,9 +1005,10 @@ def tia_gain(spec: TileSpec) -> float:
 
 
 def choose_method(spec: TileSpec, batch: int) -> str:
-    """'iterative' for a few vectors on a tile with wires, else 'structured'
-    (a transfer matrix pays off from about ITERATIVE_MAX_BATCH vectors on)."""
-    return "iterative" if spec.r_wire > 0 and batch <= ITERATIVE_MAX_BATCH else "structured"
+    """'iterative' for a few vectors on a tile with wires, else 'auto' (the
+    transfer matrix of a linear tile pays off from about ITERATIVE_MAX_BATCH
+    vectors on; Newton tiles go iterative anyway)."""
+    return "iterative" if spec.r_wire > 0 and batch <= ITERATIVE_MAX_BATCH else "auto"
 
 
 def solve_fast(spec: TileSpec, voltages: np.ndarray, *, calibration: "Calibration | str | Path | None" = None,

@@ -114,7 +114,7 @@ def test_iterative_solve_equals_the_transfer_matrix(shape, r_wire, r_driver):
 def test_iterative_chord_newton_and_calibrated_paths_equal_the_structured_ones(calibrations, device):
     preset = "seed000" if device is SEED000 else "mlp"
     spec, v = random_tile(23, (18, 15), device, r_wire=1.0, r_driver=10.0, access="nmos", batch=4)
-    structured = fast.prepare(spec, nonlinear="newton").currents(v)
+    structured = fast.prepare(spec, nonlinear="newton", method="structured").currents(v)
     iterative = fast.prepare(spec, nonlinear="newton", method="iterative")
     assert type(iterative.factor).__name__ == "ChainNetwork"
     assert rel_err(iterative.currents(v), structured) < 1e-11
@@ -126,8 +126,10 @@ def test_iterative_chord_newton_and_calibrated_paths_equal_the_structured_ones(c
 def test_solve_fast_solves_few_vectors_iteratively_and_batches_by_transfer_matrix():
     spec, _ = random_tile(2, (6, 6), r_wire=1.0)
     assert fast.choose_method(spec, fast.ITERATIVE_MAX_BATCH) == "iterative"
-    assert fast.choose_method(spec, fast.ITERATIVE_MAX_BATCH + 1) == "structured"
-    assert fast.choose_method(random_tile(2, (6, 6))[0], 1) == "structured"  # no wires: closed form
+    assert fast.choose_method(spec, fast.ITERATIVE_MAX_BATCH + 1) == "auto"
+    assert fast.choose_method(random_tile(2, (6, 6))[0], 1) == "auto"  # no wires: closed form
+    assert fast.prepare(spec).method == "structured"
+    assert fast.prepare(TileSpec(spec.conductance, r_wire=1.0, access="nmos")).method == "iterative"
 
 
 @pytest.mark.parametrize("kind", ["vcvs", "opamp"])
@@ -210,10 +212,12 @@ def test_chord_newton_over_a_batch_equals_full_newton_per_vector(device, r_drive
     """The chord iteration (Jacobian frozen at the small-signal network) and
     full Newton (sparse LU of the exact Jacobian) reach one operating point."""
     spec, v = random_tile(9, (20, 14), device, r_wire=1.0, r_driver=r_driver, access="nmos", batch=6)
-    chord = fast.prepare(spec, nonlinear="newton")
     full = fast.prepare(spec, nonlinear="newton", method="splu")
-    assert chord.factor is not None and full.factor is None
-    assert rel_err(chord.currents(v), full.currents(v)) < 1e-12
+    assert full.factor is None
+    for method in ("structured", "iterative"):
+        chord = fast.prepare(spec, nonlinear="newton", method=method)
+        assert chord.factor is not None
+        assert rel_err(chord.currents(v), full.currents(v)) < 1e-12
 
 
 @pytest.mark.parametrize("preset, device, tolerance", [("seed000", SEED000, 5e-2), ("mlp", MLP, 1.5e-3)])
