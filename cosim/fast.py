@@ -54,6 +54,7 @@ TIA (`tia_gain`).
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -109,6 +110,25 @@ def access_card(path: str | Path | None = None) -> dict[str, float]:
 
 
 # ------------------------------------------------- structured linear solver
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block. The block sweep is a chain
+    of small (C x C) products: a second thread gains nothing there, and when
+    other processes hold the cores OpenMP's waiting threads slow it 25-75x
+    (0.13 s against 3-10 s for a 128x128 tile at load 6 here)."""
+    import torch
+
+    old = torch.get_num_threads()
+    if old == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _chain_excess(h: np.ndarray, w: float) -> tuple[np.ndarray, np.ndarray]:
@@ -251,6 +271,7 @@ def _schur_inverses(g: np.ndarray, w: float, g_driver: float | None, device: str
             yield start + k, s_inv, u_all[k]
 
 
+@single_thread()
 def transfer_structured(g: np.ndarray, r_wire: float, r_driver: float, device: str | None = None,
                         r_tia_in: float = 0.0) -> np.ndarray:
     """Transfer matrix T (R, C) (S) of a tile with r_wire > 0: current = v @ T.
@@ -331,6 +352,7 @@ class StructuredFactor:
             z[j] = (z[j] + w * z[j + 1]) / f[:, j]
         return np.moveaxis(z, 0, -1)
 
+    @single_thread()
     def solve(self, rx: np.ndarray, ry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Node voltages (B, R, C) (V) for currents injected at the row nodes
         `rx` and column nodes `ry` (B, R, C) (A); pinned row nodes get 0 V
@@ -358,6 +380,7 @@ class StructuredFactor:
         return dx, np.ascontiguousarray(dy)
 
 
+@single_thread()
 def factor_structured(g: np.ndarray, r_wire: float, r_driver: float, r_tia_in: float = 0.0) -> StructuredFactor:
     """Factor the linear network of cell conductances g (R, C) (S) for
     `StructuredFactor.solve` (r_wire > 0; TIA input resistance r_tia_in, ohm).
