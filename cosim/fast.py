@@ -204,7 +204,6 @@ def _row_blocks(g: np.ndarray, g_wire: float, g_driver: float | None) -> tuple[n
     m = free.shape[1]
     d = np.zeros((n, cols, cols))
     u = np.zeros((n, cols))
-    idx = np.arange(cols)
     if m > 0:
         extra = np.zeros_like(free)
         extra[:, 0] = g_driver if g_driver is not None else g_wire
