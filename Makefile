@@ -1,5 +1,5 @@
 # cosim: the two README commands (`make demo`, `make test`) and their set-up.
-# Idempotent: ngspice is installed only when missing, .venv is rebuilt only
+# Idempotent: ngspice and chromium are installed only when missing, .venv is rebuilt only
 # when setup.cfg or pyproject.toml change.
 
 PYTHON ?= python3
@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.cosim-installed
 TORCH  ?= torch==2.13.0
 DEMO   := demo-run
 
-.PHONY: demo test test-slow setup ngspice netlists bench clean
+.PHONY: demo test test-slow setup ngspice chromium netlists bench clean
 
 demo: setup
 	$(BIN)/cosim example mlp-digits --out-dir $(DEMO)
@@ -26,12 +26,19 @@ test: setup
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
-setup: ngspice $(STAMP)
+setup: ngspice chromium $(STAMP)
 
 ngspice:
 	@if ! command -v ngspice >/dev/null 2>&1 || ! ldconfig -p | grep -q 'libngspice.so.0'; then \
 	    echo "installing ngspice and libngspice0 with apt-get"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngspice libngspice0; \
+	fi
+
+# Headless Chromium renders `cosim report` pages in tests/test_report.py.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	    echo "installing chromium with apt-get (renders cosim report pages in the tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 
 $(STAMP): setup.cfg pyproject.toml

@@ -48,7 +48,7 @@ NETWORKS = {
     "resnet18-cbam": "seed 000: ResNet-18 + CBAM, 1x48x48 input, 7 classes; random weights (FER2013 is not "
                      "available here), for timing",
     "binarized-cnn": "seed 002 stand-in: binarized CNN (+-alpha weights) with a dense head, trained on 1x8x8 "
-                     "digits",
+                     "digits; its BinaryConv2d/BinaryLinear layers simulate on two device levels",
     "gru-digits": "seed 004 stand-in: GRU 8 -> 32 over a digit's 8 rows, Linear head, trained on digits",
     "abs-mlp": "seed 001: 64-100-10 MLP with Abs activation trained on digits (same as mlp-digits)",
 }

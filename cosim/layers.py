@@ -17,13 +17,15 @@ from torch import nn
 
 from cosim.errors import InputError
 from cosim.nn import Abs, SequenceLast
+from cosim.training import BinaryConv2d, BinaryLinear
 
 ANALOG = (nn.Linear, nn.Conv2d, nn.GRU)
 DIGITAL = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Flatten, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
            nn.Identity, nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d, nn.Softmax, nn.LogSoftmax, Abs,
            SequenceLast)
 CONTAINERS = (nn.Sequential,)
-SUPPORTED = ANALOG + DIGITAL + CONTAINERS
+BINARY = (BinaryLinear, BinaryConv2d)  # analog subclasses mapped on two device levels (seed 002)
+SUPPORTED = ANALOG + DIGITAL + CONTAINERS + BINARY
 SUPPORTED_NAMES = ", ".join(sorted({cls.__name__ for cls in SUPPORTED}))
 _ANALOG_NAMES = {cls.__name__ for cls in ANALOG}
 _DIGITAL_NAMES = {cls.__name__ for cls in DIGITAL}

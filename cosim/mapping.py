@@ -8,6 +8,12 @@ Weights: with w_max = max |W| of the matrix and the device range
 so g_pos - g_neg = W / weight_per_siemens with weight_per_siemens =
 w_max / (g_max - g_min) (seed 000 eq. 6: g_m = g_pos - g_neg).
 
+Binarised weights (seed 002; layers with `device_levels = 2`, see
+cosim.training): every W is +-alpha, and each pair takes exactly two device
+levels, +alpha -> (g_pos, g_neg) = (g_max, g_min), -alpha -> (g_min, g_max),
+so g_pos - g_neg = +-(g_max - g_min) and weight_per_siemens =
+alpha / (g_max - g_min) (`map_binary`).
+
 Inputs: with x_max = max |x| over the batch (the DAC range calibrated on the
 batch), v = x * v_read / x_max, so |v| <= v_read (seed 000: +-0.3 V).
 
@@ -52,6 +58,19 @@ def map_weights(weight: np.ndarray, device: VteamParams, w_max: float | None = N
     g_pos = device.g_min + span * np.clip(w, 0, None) / w_max
     g_neg = device.g_min + span * np.clip(-w, 0, None) / w_max
     return MappedMatrix(g_pos, g_neg, w_max / span)
+
+
+def map_binary(weight: np.ndarray, device: VteamParams) -> MappedMatrix:
+    """Map a binarised W (outputs, inputs) onto two device levels: w >= 0 -> (g_max, g_min),
+    w < 0 -> (g_min, g_max); alpha = mean |W| (the binarised layer's +-alpha, or the alpha
+    of alpha * sign(W) when latent weights are given), weight_per_siemens = alpha / (g_max - g_min)."""
+    w = np.asarray(weight, dtype=float).T
+    alpha = float(np.mean(np.abs(w))) if w.size else 0.0
+    alpha = alpha or 1.0
+    positive = w >= 0
+    g_pos = np.where(positive, device.g_max, device.g_min)
+    g_neg = np.where(positive, device.g_min, device.g_max)
+    return MappedMatrix(g_pos, g_neg, alpha / (device.g_max - device.g_min))
 
 
 def tile_conductance(mapped: MappedMatrix, tile: TileSlice) -> np.ndarray:

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 from cosim.errors import InputError
 from cosim.examples import EXAMPLE_SEED, NETWORKS, digits_data, make_mlp_digits
 from cosim.nn import Abs, SequenceLast
+from cosim.training import BinaryConv2d, BinaryLinear
 
 
 class ChannelAttention(nn.Module):
@@ -150,9 +151,10 @@ def make_binarized_cnn(epochs: int = 60) -> tuple[nn.Module, float]:
     x = x.reshape(-1, 1, 8, 8)
     train, test = _split(len(x))
     torch.manual_seed(EXAMPLE_SEED)
-    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Flatten(), nn.Linear(32 * 2 * 2, 64), nn.ReLU(), nn.Linear(64, 10))
+    # cosim.training's binarised layers: Simulation maps them on two device levels (g_min / g_max pairs)
+    model = nn.Sequential(BinaryConv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+                          BinaryConv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), BinaryLinear(32 * 2 * 2, 64), nn.ReLU(), BinaryLinear(64, 10))
     binary = [m for m in model if isinstance(m, (nn.Conv2d, nn.Linear))]
     latent = [m.weight.detach().clone() for m in binary]
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)

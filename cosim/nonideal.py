@@ -74,6 +74,12 @@ class NonIdeal:
             raise InputError(f"--defect-beta must lie in [0, 1], got {self.defect_beta}")
 
     @property
+    def stochastic(self) -> bool:
+        """True when the array depends on the random draw (stuck-at, variability or defects);
+        finite states alone are deterministic."""
+        return self.stuck_at_rate > 0 or self.variability_sigma > 0 or self.defect_alpha > 0
+
+    @property
     def active(self) -> bool:
         """True when any non-ideality is switched on."""
         return (self.states is not None or self.stuck_at_rate > 0 or self.variability_sigma > 0

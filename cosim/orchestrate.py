@@ -28,7 +28,8 @@ from cosim.executors import map_tasks
 from cosim.layers import steps
 from cosim.nonideal import NonIdeal, apply as apply_nonideal, label_rng
 from cosim.mapping import (MappedMatrix, currents_to_outputs, input_range, inputs_to_voltages,
-                           map_weights, tile_conductance)
+                           map_binary, map_weights, tile_conductance)
+from cosim.netlist import dac_output
 from cosim.partition import TileSlice, partition_matrix
 from cosim.tile import TileSpec
 
@@ -118,6 +119,31 @@ class TileRecord:
     sample_current: np.ndarray | None = None
     spot: dict[str, np.ndarray | float] | None = None
     fault_mask: np.ndarray | None = None  # (rows, cols) int8: 0 ok, 1 stuck HRS, 2 stuck LRS
+    first_voltages: np.ndarray | None = None  # (N, rows) V: the first input vectors (keep_details)
+    ideal_sq: list[float] | None = None  # [sum |I - I_ideal|^2, sum |I_ideal|^2] (A^2), keep_details
+    transient: object | None = None  # cosim.transient.TileTransient of `simulate --transient`
+
+    @property
+    def ideal_rel_error(self) -> float | None:
+        """||I - v_dac @ G|| / ||v_dac @ G|| over every vector the tile answered (1):
+        what wires, drivers and access devices cost this tile (None unless kept)."""
+        if self.ideal_sq is None:
+            return None
+        err, ref = self.ideal_sq
+        return math.sqrt(err / ref) if ref > 0 else (0.0 if err == 0 else math.inf)
+
+
+@dataclass
+class LayerRecord:
+    """One analog layer's output as the hardware computes it and as float
+    PyTorch computes it from the same input (`reference`), and from the float
+    chain of every earlier layer (`chain_reference`); same units as the layer."""
+
+    name: str
+    kind: str
+    output: np.ndarray
+    reference: np.ndarray
+    chain_reference: np.ndarray
 
 
 def run_tile_task(task: TileTask) -> dict[str, np.ndarray]:
@@ -154,6 +180,11 @@ class Simulation:
         self._fast_tiles: dict[str, object] = {}
         self.fault_masks: dict[str, dict[str, np.ndarray]] = {}
         self.weight_scale: dict[str, float] = {}  # label -> fixed w_max (in-situ training)
+        self.two_level: set[str] = set()  # labels of binarised matrices (cosim.mapping.map_binary)
+        # `cosim simulate` (report data): per-layer outputs, per-tile error vs v@G, first vectors.
+        self.keep_details = False
+        self.keep_vectors = 1
+        self.layers: dict[str, LayerRecord] = {}
 
     # ----- routing and tiles -------------------------------------------------
     def engine_for(self, tile: TileSlice) -> str:
@@ -171,25 +202,36 @@ class Simulation:
     def forward(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """The layer's output as the hardware computes it (float64 tensor)."""
         out: object = x.double()
+        chain: object = x.double()
         for step in steps(module):
             name = step.name or type(step.module).__name__.lower()
+            step_in = out
             if not step.analog:
-                with torch.no_grad():
-                    arg = tuple(t.float() for t in out) if isinstance(out, tuple) else out.float()
-                    out = step.module(arg)
-                    out = tuple(t.double() for t in out) if isinstance(out, tuple) else out.double()
+                out = _float_step(step.module, out)
             elif isinstance(step.module, nn.Linear) or _original(step.module) == "Linear":
                 out = self.linear(name, step.module, out)
             elif isinstance(step.module, nn.Conv2d) or _original(step.module) == "Conv2d":
                 out = self.conv2d(name, step.module, out)
             else:
                 out = self.gru(name, step.module, out)
+            if self.keep_details:
+                chain = _float_step(step.module, chain)
+                if step.analog:
+                    self._keep_layer(name, step.module, step_in, out, chain)
         return out[0] if isinstance(out, tuple) else out
+
+    def _keep_layer(self, name: str, module: nn.Module, step_in: object, out: object, chain: object) -> None:
+        """Keep an analog layer's output beside its float references (GRU: the output sequence)."""
+        def first(value: object) -> np.ndarray:
+            return (value[0] if isinstance(value, tuple) else value).numpy()
+
+        kind = _original(module) or type(module).__name__
+        self.layers[name] = LayerRecord(name, kind, first(out), first(_float_step(module, step_in)), first(chain))
 
     def linear(self, name: str, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         _check_features(name, x.shape[-1], layer.in_features)
         flat = x.reshape(-1, x.shape[-1]).numpy()
-        y = self.matmul(name, self.map(name, _np(layer.weight)), flat)
+        y = self.matmul(name, self.map(name, self._array_weight(layer, [name])), flat)
         if layer.bias is not None:
             y = y + _np(layer.bias)
         return torch.from_numpy(y).reshape(*x.shape[:-1], -1)
@@ -202,8 +244,8 @@ class Simulation:
                              "is not supported; use integer zero padding")
         patches, h_out, w_out = im2col(x, conv)
         batch, positions, k_total = x.shape[0], h_out * w_out, patches.shape[1]
-        weight = _np(conv.weight)
         groups, out_per_group = conv.groups, conv.out_channels // conv.groups
+        weight = self._array_weight(conv, [name] if groups == 1 else [f"{name}.g{gi}" for gi in range(groups)])
         k_group = k_total // groups
         outputs = []
         for gi in range(groups):
@@ -252,9 +294,22 @@ class Simulation:
         return output, torch.from_numpy(np.stack(finals))
 
     # ----- one matrix on tiles -------------------------------------------------
+    def _array_weight(self, layer: nn.Module, labels: list[str]) -> np.ndarray:
+        """The weight a layer puts on the array: `crossbar_weight()` where the layer has one
+        (binarised layers: +-alpha), else `weight`; a layer with `device_levels == 2` marks
+        its matrix labels two-level (mapped by `map_binary`)."""
+        if getattr(layer, "device_levels", None) == 2:
+            self.two_level.update(labels)
+        weight = layer.crossbar_weight() if hasattr(layer, "crossbar_weight") else layer.weight
+        return _np(weight)
+
     def map(self, label: str, weight: np.ndarray) -> MappedMatrix:
-        """The conductance pairs of matrix `label` (outputs x inputs weights)."""
-        mapped = map_weights(weight, self.preset.device, w_max=self.weight_scale.get(label))
+        """The conductance pairs of matrix `label` (outputs x inputs weights); two-level
+        labels (binarised layers) take exactly g_min / g_max pairs."""
+        if label in self.two_level:
+            mapped = map_binary(weight, self.preset.device)
+        else:
+            mapped = map_weights(weight, self.preset.device, w_max=self.weight_scale.get(label))
         if not self.options.nonideal.active:
             return mapped
         mapped, masks = apply_nonideal(mapped, self.options.nonideal, label_rng(self.options.seed, label),
@@ -332,12 +387,19 @@ class Simulation:
             keep = min(self.options.spot_vectors, task.voltages.shape[0])
             record.sample_voltages = task.voltages[:keep]
             record.sample_current = result["current"][:keep]
+            if self.keep_details:
+                record.first_voltages = task.voltages[:self.keep_vectors]
+                record.ideal_sq = [0.0, 0.0]
             masks = self.fault_masks.get(layer)
             if masks is not None:
                 stuck = MappedMatrix(masks["stuck_pos"], masks["stuck_neg"], 1.0)
                 record.fault_mask = tile_conductance(stuck, task.tile).astype(np.int8)
         record.wall_s += float(result["wall_s"])
         record.vectors += task.voltages.shape[0]
+        if record.ideal_sq is not None:
+            ideal = dac_output(task.spec, task.voltages) @ task.spec.conductance
+            record.ideal_sq[0] += float(np.sum((result["current"] - ideal) ** 2))
+            record.ideal_sq[1] += float(np.sum(ideal ** 2))
 
     def _adc(self, label: str, vouts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Column currents as the digital side sees them: TIA output through the
@@ -402,6 +464,14 @@ def im2col(x: torch.Tensor, conv: nn.Module) -> tuple[np.ndarray, int, int]:
     s = xp.stride()
     windows = xp.as_strided((b, h_out, w_out, c, kh, kw), (s[0], s[2] * sh, s[3] * sw, s[1], s[2] * dh, s[3] * dw))
     return windows.reshape(b * h_out * w_out, c * kh * kw).numpy(), h_out, w_out
+
+
+def _float_step(module: nn.Module, value: object) -> object:
+    """One step in float PyTorch (float32, as the float reference), returned as float64."""
+    with torch.no_grad():
+        arg = tuple(t.float() for t in value) if isinstance(value, tuple) else value.float()
+        out = module(arg)
+        return tuple(t.double() for t in out) if isinstance(out, tuple) else out.double()
 
 
 def _original(module: nn.Module) -> str:

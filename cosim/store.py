@@ -18,7 +18,7 @@ from cosim.engines import TileResult
 from cosim.errors import InputError
 from cosim.tile import TileSpec
 from cosim.transient import TransientRun
-from cosim.waveforms import write_waveforms
+from cosim.waveforms import write_tile_transient, write_waveforms
 
 
 def check_output_path(path: Path | str) -> Path:
@@ -78,21 +78,33 @@ def write_tile_group(group: h5py.Group, spec: TileSpec, voltages: np.ndarray, re
 
 
 def read_tile_spec(group: h5py.Group) -> TileSpec:
-    """The TileSpec a tile group was written from (its `config` attr and conductances)."""
+    """The TileSpec a tile group was written from (its `config` attr and
+    conductances); for a tile of `cosim simulate --transient`, the tile as the
+    transient ran it (`waveforms` attr `tile_config`: the op-amp TIA)."""
     if "config" not in group.attrs or "conductance" not in group:
         raise InputError(f"HDF5 group {group.name} is not a cosim tile (no config or conductance)")
-    config = json.loads(group.attrs["config"])
+    config = group.attrs["config"]
+    if "waveforms" in group and "tile_config" in group["waveforms"].attrs:
+        config = group["waveforms"].attrs["tile_config"]
+    return spec_from_config(config, group["conductance"][()], f"tile {group.name}")
+
+
+def spec_from_config(config_json: str, conductance: np.ndarray, where: str = "tile") -> TileSpec:
+    """The TileSpec of a `tile_config` JSON and its (R, C) conductances (S)."""
+    config = json.loads(config_json)
     kinds = {"nmos": NmosAccess, "device": VteamParams, "tia": TiaSpec, "dac": DacSpec, "adc": AdcSpec}
-    parts = {key: from_dict(cls, config[key], f"tile {group.name}") for key, cls in kinds.items()}
-    return TileSpec(group["conductance"][()], r_wire=config["r_wire"], r_driver=config["r_driver"],
+    parts = {key: from_dict(cls, config[key], where) for key, cls in kinds.items()}
+    return TileSpec(conductance, r_wire=config["r_wire"], r_driver=config["r_driver"],
                     access=config["access"], name=config["name"], **parts)
 
 
 def write_run(h5: h5py.File, inputs: np.ndarray, outputs: np.ndarray, ideal: np.ndarray,
-              records: dict, attrs: dict[str, object]) -> None:
+              records: dict, attrs: dict[str, object], layers: dict | None = None) -> None:
     """A `cosim simulate` run: root datasets inputs/outputs/ideal, one group per
     tile under tiles/ (attrs engine, rows, cols; g_pos, g_neg in S; netlist
-    text for ngspice tiles; spot-check errors), root attrs (config, versions, command)."""
+    text for ngspice tiles; spot-check errors; when kept: attr ideal_rel_error,
+    sample_voltage (N, R) V, transient waveforms), one group per analog layer
+    under layers/ (see `write_layers`), root attrs (config, versions, command)."""
     h5.create_dataset("inputs", data=inputs)
     h5.create_dataset("outputs", data=outputs)
     h5.create_dataset("ideal", data=ideal)
@@ -122,3 +134,34 @@ def write_run(h5: h5py.File, inputs: np.ndarray, outputs: np.ndarray, ideal: np.
             spot.create_dataset("current", data=record.sample_current).attrs["units"] = "A"
             spot.create_dataset("spice_current", data=record.spot["spice_current"]).attrs["units"] = "A"
             spot.create_dataset("netlist", data=record.spot["netlist"], dtype=strings)
+        if getattr(record, "ideal_rel_error", None) is not None:
+            group.attrs["ideal_rel_error"] = record.ideal_rel_error
+        if getattr(record, "first_voltages", None) is not None:
+            group.create_dataset("sample_voltage", data=record.first_voltages).attrs["units"] = "V"
+        if getattr(record, "transient", None) is not None:
+            write_tile_transient(group, record.transient, json.dumps(tile_config(record.transient.spec)))
+    if layers:
+        write_layers(h5, layers)
+
+
+def write_layers(h5: h5py.File, layers: dict) -> None:
+    """layers/<name>: `output` (co-simulated), `reference` (float PyTorch on
+    the same input), `chain_reference` (float PyTorch of the whole chain so
+    far), in the layer's units; attrs kind, relative_error (output vs
+    reference) and chain_relative_error (output vs chain_reference)."""
+    root = h5.create_group("layers")
+    root.attrs["order"] = json.dumps(list(layers))
+    for name, layer in layers.items():
+        group = root.create_group(name.replace("/", "_"))
+        group.attrs["kind"] = layer.kind
+        for key in ("output", "reference", "chain_reference"):
+            group.create_dataset(key, data=getattr(layer, key))
+        group.attrs["relative_error"] = _rel(layer.output, layer.reference)
+        group.attrs["chain_relative_error"] = _rel(layer.output, layer.chain_reference)
+
+
+def _rel(value: np.ndarray, reference: np.ndarray) -> float:
+    """||value - reference|| / ||reference|| (1)."""
+    ref = float(np.linalg.norm(reference))
+    err = float(np.linalg.norm(np.asarray(value) - reference))
+    return err / ref if ref > 0 else (0.0 if err == 0 else float("inf"))

@@ -8,7 +8,9 @@
   the lognormal variability of cosim.nonideal (seed 004 "权值加噪");
 * sign-binarised Linear / Conv2d (seed 002, BinaryConnect-style with STE and
   a per-layer scale alpha = mean|w|) whose weights map onto two-level devices
-  (`binary_pairs`: g_pos, g_neg in {g_min, g_max}).
+  (`binary_pairs`: g_pos, g_neg in {g_min, g_max}); `cosim simulate` and
+  `Simulation.forward` map them that way (`device_levels = 2`,
+  `crossbar_weight()`, `cosim.mapping.map_binary`).
 """
 
 from __future__ import annotations
@@ -109,7 +111,16 @@ def binarize(w: torch.Tensor) -> torch.Tensor:
 
 
 class BinaryLinear(nn.Linear):
-    """Sign-binarised Linear (seed 002): forward with alpha * sign(W)."""
+    """Sign-binarised Linear (seed 002): forward with alpha * sign(W).
+
+    `cosim.orchestrate.Simulation` maps it onto two device levels (`device_levels`,
+    `cosim.mapping.map_binary`) from `crossbar_weight()`."""
+
+    device_levels = 2
+
+    def crossbar_weight(self) -> torch.Tensor:
+        """The weight the array holds: alpha * sign(W) (outputs, inputs), no gradient."""
+        return binarize(self.weight).detach()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, binarize(self.weight), self.bias)
@@ -125,7 +136,13 @@ class BinaryLinear(nn.Linear):
 
 
 class BinaryConv2d(nn.Conv2d):
-    """Sign-binarised Conv2d (seed 002)."""
+    """Sign-binarised Conv2d (seed 002); simulated on two device levels like BinaryLinear."""
+
+    device_levels = 2
+
+    def crossbar_weight(self) -> torch.Tensor:
+        """The kernel the array holds: alpha * sign(W) (out, in / groups, kh, kw), no gradient."""
+        return binarize(self.weight).detach()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, binarize(self.weight), self.bias)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from cosim.engines import TileResult, solve_spice
 from cosim.errors import InputError
 from cosim.netlist import RAW_NAME
 from cosim.tile import TileSpec
+
+if TYPE_CHECKING:
+    from cosim.disturb import DisturbReport
 
 #: Points per transient when only t_stop is given: print step t_stop/400,
 #: largest internal step t_stop/200 (TranSpec's defaults at 20 ns).
@@ -105,3 +109,48 @@ def run_transient(spec: TileSpec, voltages: np.ndarray, tran: TranSpec | None = 
     raw = (run_dir / RAW_NAME).read_bytes() if keep_raw else None
     shutil.rmtree(run_dir, ignore_errors=True)
     return result, TransientRun(tran, np.asarray(chosen, dtype=np.int64).reshape(-1, 2), raw)
+
+
+@dataclass(frozen=True)
+class TileTransient:
+    """A transient read of one tile of a layer (`cosim simulate --transient`).
+
+    Attributes:
+        spec: the tile as it ran: the layer's tile with an op-amp TIA (same rs).
+        voltages: (B, R) row input voltages, the tile's first input vectors (V).
+        result: outputs at the ADC sample time and every ngspice vector.
+        run: settings, stored cells (all) and ngspice's raw file.
+        disturb: read-disturb report of every cell (cosim.disturb.DisturbReport).
+    """
+
+    spec: TileSpec
+    voltages: np.ndarray
+    result: TileResult
+    run: TransientRun
+    disturb: DisturbReport
+
+
+def transient_tile_spec(spec: TileSpec, tia_kind: str = "opamp") -> TileSpec:
+    """The tile a transient read runs: `spec` with a `tia_kind` TIA of the same
+    rs (ohm), as `cosim tile --transient` defaults to, so TIA settling shows."""
+    return spec.with_(tia=replace(spec.tia, kind=tia_kind))
+
+
+def read_transient(spec: TileSpec, voltages: np.ndarray, tran: TranSpec | None = None,
+                   threshold: float | None = None, timeout_s: float = 600.0,
+                   stored: str = "all") -> TileTransient:
+    """Run `spec` as a transient for row voltages (R,) or (B, R) (V), storing
+    the states of the `stored` cells ('all', 'none' or 'i,j;i,j'), and report
+    the read disturb of every cell (|dG/G| limit `threshold`, default
+    cosim.disturb.DEFAULT_THRESHOLD)."""
+    from cosim import nodenames
+    from cosim.disturb import DEFAULT_THRESHOLD, read_disturb
+
+    v = spec.check_voltages(voltages)
+    cells = parse_cells(stored, spec.rows, spec.cols)
+    result, run = run_transient(spec, v, tran, cells, timeout_s=timeout_s)
+    every = parse_cells("all", spec.rows, spec.cols)
+    states = [np.column_stack([w[nodenames.state(i, j)] for i, j in every]) for w in result.waveforms]
+    disturb = read_disturb(spec, v, [w["time"] for w in result.waveforms], states, every,
+                           DEFAULT_THRESHOLD if threshold is None else threshold, timeout_s)
+    return TileTransient(spec, v, result, run, disturb)

@@ -19,6 +19,15 @@ RUN.h5)::
             adc_code  (T, C)      LSB  ADC codes (only with ADCs)
             state     (T, K)      1    VTEAM state x of the cells in state_cells
 
+In RUN.h5 (`cosim simulate --transient NAME`) the tile group also gets
+`conductance` (R, C) S and `voltage` (B, R) V (the transient's inputs, so
+`cosim.store.read_tile_spec` works on it; its `config` attr stays the
+layer's tile, with the preset's TIA), `read_disturb` (cosim.disturb), and
+in `waveforms/`: attr `tile_config` (JSON of the tile as the transient ran
+it: the layer's tile with an op-amp TIA of the same rs), `netlist` (the
+transient's ngspice netlist), `sampled_current` (B, C) A and `sampled_vout`
+(B, C) V (outputs at the ADC sample instant).
+
 Signal names (for `cosim waves`): `row{i}.v_near`, `row{i}.v_far`,
 `row{i}.v_dac`, `col{j}.current`, `col{j}.vout`, `col{j}.adc_code`,
 `cell{i}_{j}.x` and, derived from x, `cell{i}_{j}.g` (S).
@@ -43,7 +52,7 @@ from cosim.errors import InputError
 from cosim.tile import TileSpec
 
 if TYPE_CHECKING:
-    from cosim.transient import TransientRun
+    from cosim.transient import TileTransient, TransientRun
 
 LAYOUT = "cosim-waveforms-1"
 
@@ -133,6 +142,27 @@ def write_waveforms(group: h5py.Group, spec: TileSpec, waveforms: list[dict[str,
             ds = vec.create_dataset(series.key, data=data)
             ds.attrs.update({"units": series.units, "name_format": series.name_format,
                              "index": series.index, "description": series.description})
+    return root
+
+
+def write_tile_transient(group: h5py.Group, transient: TileTransient, tile_config: str) -> h5py.Group:
+    """A `cosim simulate --transient` tile into its RUN.h5 group: conductance
+    (S) and voltage (V) if absent, waveforms (with `tile_config`, the JSON of
+    the tile as it ran, and the sampled outputs) and the read-disturb report."""
+    from cosim.disturb import write_disturb
+
+    spec = transient.spec
+    if "conductance" not in group:
+        group.create_dataset("conductance", data=spec.conductance).attrs["units"] = "S"
+    if "voltage" not in group:
+        group.create_dataset("voltage", data=transient.voltages).attrs["units"] = "V"
+    root = write_waveforms(group, spec, transient.result.waveforms, transient.run)
+    root.attrs["tile_config"] = tile_config
+    if transient.result.netlist:
+        root.create_dataset("netlist", data=transient.result.netlist, dtype=h5py.string_dtype())
+    root.create_dataset("sampled_current", data=transient.result.current).attrs["units"] = "A"
+    root.create_dataset("sampled_vout", data=transient.result.vout).attrs["units"] = "V"
+    write_disturb(group, transient.disturb)
     return root
 
 

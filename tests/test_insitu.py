@@ -1,5 +1,5 @@
 """Seed 001's calibration + in-situ training on the digits MLP with injected
-defects: accuracy after >= before, writes are counted, faults stay put."""
+defects: accuracy after > before, writes are counted, faults stay put."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cosim.commands.sweep import split
 from cosim.config import load_preset
-from cosim.examples import EXAMPLE_SEED, digits_data, make_mlp_digits
 from cosim.insitu import CalibratedSimulation, InsituOptions, calibrate, insitu_train
 from cosim.nonideal import NonIdeal
 from cosim.orchestrate import SimOptions
@@ -18,20 +16,21 @@ PRESET = load_preset("seed001_mlp").with_(access="none")
 
 
 @pytest.fixture(scope="module")
-def mlp():
-    model, _ = make_mlp_digits(epochs=80)
-    train, test = split(*digits_data(), EXAMPLE_SEED)
-    return model, (train[0][:600], train[1][:600]), test
+def mlp(digits_mlp, digits_split):
+    """The session's trained MLP, 600 training digits (enough for k-means and in-situ), the test split."""
+    train, test = digits_split
+    return digits_mlp, (train[0][:600], train[1][:600]), test
 
 
 def test_calibration_plus_insitu_recovers_accuracy_lost_to_defects(mlp):
     model, train, test = mlp
     options = SimOptions(engine="ideal", seed=1, quiet=True, nonideal=NonIdeal(defect_alpha=0.2))
-    result = insitu_train(model, PRESET, options, train, test, InsituOptions(epochs=6))
-    assert result.accuracy_after >= result.accuracy_before
-    assert result.accuracy_calibrated >= result.accuracy_before - 0.02
-    assert result.writes > 0 and result.epochs == 6 and not result.converged
-    assert len(result.errors) == 6
+    result = insitu_train(model, PRESET, options, train, test, InsituOptions(epochs=2))
+    # defects cost ~5 points here (0.94 vs 0.99 float); calibration + 2 epochs win back most of them
+    assert result.accuracy_after >= result.accuracy_before + 0.02
+    assert result.accuracy_calibrated >= result.accuracy_before
+    assert result.writes > 0 and result.epochs == 2 and not result.converged
+    assert len(result.errors) == 2
 
 
 def test_ideal_array_meets_the_threshold_at_once_with_no_writes(mlp):

@@ -2,4 +2,4 @@
 registers the command and sets `run` to a function(args) -> exit status."""
 
 COMMANDS = ("simulate", "tile", "netlist", "spotcheck", "calibrate", "waves", "sweep", "evaluate",
-            "validate", "example")
+            "validate", "example", "report")

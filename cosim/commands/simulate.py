@@ -11,9 +11,16 @@ import warnings
 from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cosim.commands.common import add_hardware_options, load_tensor, preset_from_args
 from cosim.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+    from cosim.config import Preset, TranSpec
+    from cosim.orchestrate import SimOptions, Simulation
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +52,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="also run K random fast tiles through ngspice and record the error")
     run.add_argument("--spot-vectors", type=int, default=4, metavar="N",
                      help="input vectors per spot check (default 4; ngspice needs ~2 min per vector at 128x128)")
+    tran = sim.add_argument_group("transient reads (--transient)")
+    tran.add_argument("--transient", metavar="NAME[,NAME...]",
+                      help="also run these tiles (names as in RUN.h5 tiles/, e.g. 0.r0c0, or 'all') as "
+                           "ngspice .tran reads with an op-amp TIA on their first input vectors; their "
+                           "waveforms go to tiles/NAME/waveforms (see cosim waves)")
+    tran.add_argument("--transient-vectors", type=int, default=1, metavar="N",
+                      help="input vectors per transient tile (default 1)")
+    tran.add_argument("--t-stop", type=float, default=None, metavar="S",
+                      help="end of each transient (default 30e-9 s)")
+    tran.add_argument("--t-sample", type=float, default=None, metavar="S",
+                      help="ADC sample instant (default 25e-9 s, or 3/4 of --t-stop)")
+    tran.add_argument("--disturb-threshold", type=float, default=None, metavar="FRACTION",
+                      help="warn when a transient read changes a conductance by more than this "
+                           "fraction (default 0.01)")
     run.add_argument("--calibration", metavar="CAL.json", help="fast-solver access calibration "
                      "(from `cosim calibrate`)")
     run.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
@@ -110,6 +131,7 @@ def run_simulate(args: argparse.Namespace) -> int:
                          workers=args.workers, executor=args.executor, scheduler=args.scheduler,
                          seed=args.seed, quiet=args.quiet, calibration=args.calibration,
                          nonideal=nonideal_from_arguments(args))
+    tran = check_transient_args(args)
     x = make_inputs(module, args)
     out = check_output_path(args.out or f"{Path(args.layer).stem}.run.h5")
     with torch.no_grad():
@@ -119,13 +141,17 @@ def run_simulate(args: argparse.Namespace) -> int:
             raise InputError(f"the input of shape {tuple(x.shape)} does not fit {args.layer}: "
                              f"{str(exc).splitlines()[0]}") from None
     ideal = ideal[0] if isinstance(ideal, tuple) else ideal
+    transient_names = transient_tiles(args.transient, tile_names(preset, options, module, x)) if tran else []
     checkpoint = Checkpoint(out, resume=args.resume)
     simulation = Simulation(preset, options, checkpoint)
+    simulation.keep_details = True
+    simulation.keep_vectors = max(1, args.transient_vectors)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = lambda message, *rest: print(f"cosim: warning: {message}", file=sys.stderr)
         outputs = simulation.forward(module, x)
         simulation.spot_check()
+        run_transients(simulation, transient_names, tran, args.disturb_threshold)
     error = relative_error(outputs, ideal)
     # The same converters on an ideal array (no wires, no access device): what
     # quantisation alone costs, so the summary separates it from the circuit.
@@ -134,16 +160,99 @@ def run_simulate(args: argparse.Namespace) -> int:
     converters_error = relative_error(converters_only.forward(module, x), ideal)
     config = {"preset": asdict(preset), "options": asdict(options), "layer": str(args.layer),
               "input_shape": list(x.shape), "adc_full_scale_v": simulation.adc_vfs}
+    if transient_names:
+        config["transient"] = {"tiles": transient_names, "vectors": args.transient_vectors,
+                               "t_stop_s": tran.t_stop, "t_sample_s": tran.t_sample, "tia": "opamp"}
     attrs = {"config": json.dumps(config), "versions": versions(spice=True, torch=True, spice_engine=args.spice),
              "command": shlex.join(["cosim", *sys.argv[1:]]), "relative_error": error,
              "converters_only_relative_error": converters_error}
     with atomic_h5(out) as h5:
-        write_run(h5, x.numpy(), outputs.numpy(), ideal.double().numpy(), simulation.records, attrs)
+        write_run(h5, x.numpy(), outputs.numpy(), ideal.double().numpy(), simulation.records, attrs,
+                  layers=simulation.layers)
         h5.attrs["seed"] = args.seed
     checkpoint.remove()
     _summary(module, x, outputs, simulation, (error, converters_error), checkpoint.reused,
              time.perf_counter() - start, out)
     return 0
+
+
+def check_transient_args(args: argparse.Namespace) -> TranSpec | None:
+    """The TranSpec of --transient reads, or one line on transient options
+    given without --transient (or a transient off ngspice)."""
+    from cosim.transient import tran_spec
+
+    given = [flag for flag, value in (("--t-stop", args.t_stop), ("--t-sample", args.t_sample),
+                                      ("--disturb-threshold", args.disturb_threshold)) if value is not None]
+    if not args.transient:
+        if given:
+            raise InputError(f"{given[0]} only applies to transient reads; add --transient NAME")
+        return None
+    if args.spice != "ngspice":
+        raise InputError(f"--transient runs ngspice (waveforms, raw file); drop --spice {args.spice}")
+    if args.transient_vectors < 1:
+        raise InputError(f"--transient-vectors must be >= 1, got {args.transient_vectors}")
+    if args.disturb_threshold is not None and not args.disturb_threshold > 0:
+        raise InputError(f"--disturb-threshold must be a fraction > 0, got {args.disturb_threshold}")
+    return tran_spec(args.t_stop, args.t_sample)
+
+
+def tile_names(preset: Preset, options: SimOptions, module: torch.nn.Module,
+               x: torch.Tensor) -> list[str]:
+    """Every tile name of the layer, in order, without solving a tile: a dry
+    forward whose matrix products only partition (and return zeros)."""
+    import numpy as np
+
+    from cosim.orchestrate import Simulation
+    from cosim.partition import partition_matrix
+
+    class Names(Simulation):
+        def matmul(self, label, mapped, x, x_max=None, recurrent=False):
+            n_in, n_out = mapped.g_pos.shape
+            for tile in partition_matrix(n_in, n_out, self.options.tile, self.options.split, prefix=f"{label}."):
+                self.found.setdefault(tile.name, None)
+            return np.zeros((x.shape[0], n_out))
+
+    dry = Names(preset, options)
+    dry.found = {}
+    dry.forward(module, x)
+    return list(dry.found)
+
+
+def transient_tiles(text: str | None, names: list[str]) -> list[str]:
+    """The tiles --transient names (comma-separated, or 'all'), in the layer's
+    order; an unknown name is one line listing some valid names."""
+    if not text:
+        return []
+    wanted = [n.strip() for n in text.split(",") if n.strip()]
+    if wanted == ["all"]:
+        return list(names)
+    # RUN.h5 spells '/' in a tile name as '_'; accept both.
+    by_group = {n.replace("/", "_"): n for n in names}
+    unknown = [n for n in wanted if n not in names and n not in by_group]
+    if unknown or not wanted:
+        shown = ", ".join(names[:12]) + (f", ... ({len(names)} tiles)" if len(names) > 12 else "")
+        raise InputError(f"--transient: no tile named {', '.join(unknown) or repr(text)}; "
+                         f"this layer has: {shown} (or 'all')")
+    chosen = {by_group.get(n, n) for n in wanted}
+    return [n for n in names if n in chosen]
+
+
+def run_transients(simulation: Simulation, names: list[str], tran: TranSpec, threshold: float | None) -> None:
+    """Each named tile as an ngspice .tran on its first input vectors (op-amp
+    TIA, every state stored), kept on its record; a read-disturb warning per
+    tile above the threshold."""
+    from cosim.disturb import warn_if_disturbed
+    from cosim.transient import read_transient, transient_tile_spec
+
+    for name in names:
+        record = simulation.records[name]
+        spec = transient_tile_spec(record.spec)
+        if spec.rows * spec.cols > 32 * 32:
+            warnings.warn(f"transient of {spec.rows}x{spec.cols} tile {name}: expect minutes "
+                          "(a 64x64 .tran takes about 2 min)", stacklevel=2)
+        record.transient = read_transient(spec, record.first_voltages, tran, threshold,
+                                          simulation.options.spice_timeout_s)
+        warn_if_disturbed(record.transient.disturb, tile=name)
 
 
 def _summary(module, x, outputs, simulation, errors: tuple[float, float], reused: int, seconds: float,
@@ -158,6 +267,13 @@ def _summary(module, x, outputs, simulation, errors: tuple[float, float], reused
     if spots:
         print(f"spot checks: {len(spots)} tiles, fast vs {simulation.options.spice} max relative error "
               f"{max(spots):.3g}")
+    transients = [name for name, r in simulation.records.items() if r.transient is not None]
+    for name in transients:
+        tt = simulation.records[name].transient
+        print(f"transient {name} ({tt.spec.rows}x{tt.spec.cols}, {tt.voltages.shape[0]} vector(s), "
+              f"{tt.run.tran.t_stop * 1e9:.4g} ns, TIA {tt.spec.tia.kind}): {tt.disturb.summary()}")
+    if transients:
+        print(f"list its signals: cosim waves {out} --tile {transients[0].replace('/', '_')} --list")
     print(f"relative error vs float PyTorch: {errors[0]:.4g} (ideal array with the same DAC/ADC: "
           f"{errors[1]:.4g}; the rest is wires, drivers and access devices)")
     print(f"time: {seconds:.2f} s; wrote {out}")

@@ -4,9 +4,15 @@ hardware options, averaged over random draws -> markdown, CSV and PNG.
 Grid axes (`--param NAME=v1,v2,...`, repeatable): any cosim.nonideal.NonIdeal
 field (states, stuck_at_rate, stuck_at, variability_sigma, defect_alpha,
 defect_beta), preset fields adc_bits / dac_bits (0 = off), ir_drop (on/off:
-off sets r_wire = r_driver = 0), and insitu (off / cal / insitu / both:
-seed 001's calibration and in-situ training, see cosim.insitu). Draw d of a
-point runs with seed = --seed + d, so every point sees the same arrays.
+off sets r_wire = r_driver = 0), and insitu, the method (off / cal / insitu /
+both = none / calibration / in-situ / calibration + in-situ: seed 001's
+inputs-split calibration and in-situ training, see cosim.insitu;
+`--methods none,both` is short for `--param insitu=off,both`). Draw d of a
+point runs with seed = --seed + d, so every point sees the same arrays; a
+point whose array does not depend on the draw (no stuck-at, variability or
+defects: finite states, ADC bits, IR drop alone) runs once, since every
+method is deterministic there. With a method axis the markdown has one
+column per method.
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ from cosim.nonideal import NonIdeal
 
 NONIDEAL_FIELDS = {f.name: f.type for f in dataclasses.fields(NonIdeal)}
 INSITU_MODES = ("off", "cal", "insitu", "both")
+# Method names accepted on the command line -> INSITU_MODES, and the column heading of each mode.
+METHOD_ALIASES = {"none": "off", "calibration": "cal", "in-situ": "insitu", "cal+insitu": "both"}
+METHOD_TITLES = {"off": "none", "cal": "calibration", "insitu": "in-situ", "both": "calibration + in-situ"}
+RESULT_KEYS = ("mean", "std", "draws", "seconds")
 AXES = (*NONIDEAL_FIELDS, "adc_bits", "dac_bits", "ir_drop", "insitu")
 
 
@@ -46,6 +56,8 @@ def parse_value(axis: str, text: str):
     """One grid value of `axis` from text."""
     if axis not in AXES:
         raise InputError(f"unknown sweep axis {axis!r}; use one of {', '.join(AXES)}")
+    if axis == "insitu":
+        text = METHOD_ALIASES.get(text, text)
     if axis == "stuck_at" or axis == "insitu":
         choices = ("hrs", "lrs", "both") if axis == "stuck_at" else INSITU_MODES
         if text not in choices:
@@ -106,7 +118,7 @@ def run_sweep(model, grid: dict[str, list], preset: Preset, setup: SweepSetup, t
     for values in itertools.product(*(grid[a] for a in axes)):
         point = dict(zip(axes, values))
         p, nonideal, mode = point_config(point, preset, setup)
-        random = nonideal.active or mode != "off"
+        random = nonideal.stochastic
         start = time.perf_counter()
         accs = [evaluate(model, p, nonideal, mode, setup, setup.seed + d, train, test)
                 for d in range(setup.draws if random else 1)]
@@ -122,40 +134,65 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
+def _axes(rows: list[dict]) -> list[str]:
+    return [k for k in rows[0] if k not in RESULT_KEYS]
+
+
 def markdown(rows: list[dict]) -> str:
-    """Markdown table: axes, accuracy mean +- std (%), draws."""
-    axes = [k for k in rows[0] if k not in ("mean", "std", "draws", "seconds")]
-    lines = ["| " + " | ".join(axes) + " | accuracy % (mean ± std) | draws |",
-             "|" + "---|" * (len(axes) + 2)]
+    """Markdown table: axes, accuracy mean ± std (%) over the draws, draws. With an `insitu`
+    (method) axis of several values, one accuracy column per method, rows over the other axes."""
+    axes = _axes(rows)
+    methods = list(dict.fromkeys(r["insitu"] for r in rows)) if "insitu" in axes else []
+    if len(methods) < 2:
+        lines = ["| " + " | ".join(axes) + " | accuracy % (mean ± std) | draws |",
+                 "|" + "---|" * (len(axes) + 2)]
+        for r in rows:
+            lines.append("| " + " | ".join(str(r[a]) for a in axes)
+                         + f" | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} | {r['draws']} |")
+        return "\n".join(lines) + "\n"
+    others = [a for a in axes if a != "insitu"]
+    table: dict[tuple, dict[str, dict]] = {}
     for r in rows:
-        lines.append("| " + " | ".join(str(r[a]) for a in axes)
-                     + f" | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} | {r['draws']} |")
+        table.setdefault(tuple(r[a] for a in others), {})[r["insitu"]] = r
+    lines = ["| " + " | ".join(others) + " | "
+             + " | ".join(f"{METHOD_TITLES[m]} % (mean ± std)" for m in methods) + " | draws |",
+             "|" + "---|" * (len(others) + len(methods) + 1)]
+    for key, by_method in table.items():
+        cells = [f"{100 * by_method[m]['mean']:.2f} ± {100 * by_method[m]['std']:.2f}" if m in by_method else "–"
+                 for m in methods]
+        draws = max(r["draws"] for r in by_method.values())
+        lines.append("| " + " | ".join(str(v) for v in key) + " | " + " | ".join(cells) + f" | {draws} |")
     return "\n".join(lines) + "\n"
 
 
 def plot(rows: list[dict], path: Path, title: str = "") -> None:
-    """Accuracy vs the first axis, one line (with std error bars) per value of the other axes."""
+    """Accuracy vs the first axis with std error bars: one colour per value of the other
+    axes, one line style per method (`insitu` axis)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    axes = [k for k in rows[0] if k not in ("mean", "std", "draws", "seconds")]
-    x_axis, others = axes[0], axes[1:]
+    axes = _axes(rows)
+    x_axis, others = axes[0], [a for a in axes[1:] if a != "insitu"]
+    styles = {"off": "-", "cal": ":", "insitu": "-.", "both": "--"}
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault(tuple(r[a] for a in others), []).append(r)
-    fig, ax = plt.subplots(figsize=(6, 4))
+        groups.setdefault((*(r[a] for a in others), r.get("insitu", "")), []).append(r)
+    by_method = len({k[:-1] for k in groups}) == 1  # a single curve per method: colour the methods
+    colours = {key: f"C{i}" for i, key in enumerate(dict.fromkeys(k[-1:] if by_method else k[:-1] for k in groups))}
+    fig, ax = plt.subplots(figsize=(7, 4.5))
     for key, items in groups.items():
         xs = [str(r[x_axis]) if isinstance(r[x_axis], str) else r[x_axis] for r in items]
+        label = ", ".join([f"{a}={v}" for a, v in zip(others, key)] + ([METHOD_TITLES[key[-1]]] if key[-1] else []))
         ax.errorbar(xs, [100 * r["mean"] for r in items], yerr=[100 * r["std"] for r in items], marker="o",
-                    capsize=3, label=", ".join(f"{a}={v}" for a, v in zip(others, key)) or None)
+                    capsize=3, color=colours[key[-1:] if by_method else key[:-1]], linestyle=styles.get(key[-1], "-"), label=label or None)
     ax.set_xlabel(x_axis)
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    if others:
-        ax.legend(fontsize=7)
+    if len(groups) > 1:
+        ax.legend(fontsize=6, ncol=2 if len(groups) > 6 else 1)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -216,6 +253,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tile", type=int, default=128)
     p.add_argument("--draws", type=int, default=5, help="random draws per grid point (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of draw 0 (draw d uses seed + d)")
+    p.add_argument("--methods", metavar="M1,M2",
+                   help="compare methods: none, calibration, insitu, both (calibration + in-situ); "
+                        "short for --param insitu=...")
     p.add_argument("--insitu-epochs", type=int, default=10, help="in-situ training epochs (default 10)")
     p.add_argument("--out-dir", default="sweep", help="directory of NAME.md/.csv/.png (default ./sweep)")
     p.add_argument("--name", default="sweep", help="file stem (default sweep)")
@@ -223,7 +263,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
-    grid = parse_grid(args.param)
+    grid = parse_grid(args.param + ([f"insitu={args.methods}"] if args.methods else []))
     if not grid:
         raise InputError("give at least one --param NAME=v1,v2,...")
     if args.draws < 1:

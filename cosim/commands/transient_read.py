@@ -55,18 +55,11 @@ def run_transient_read(spec: TileSpec, v: np.ndarray,
                        args: argparse.Namespace) -> tuple[TileResult, TransientRun, DisturbReport]:
     """The transient run, what to store beside it, and its read-disturb report
     (every cell's state comes from ngspice, stored or not)."""
-    from cosim import nodenames
-    from cosim.disturb import DEFAULT_THRESHOLD, read_disturb
-    from cosim.transient import parse_cells, run_transient, tran_spec
+    from cosim.transient import read_transient, tran_spec
 
-    cells = parse_cells(args.states_of or "all", spec.rows, spec.cols)
-    result, transient = run_transient(spec, v, tran_spec(args.t_stop, args.t_sample), cells,
-                                      timeout_s=args.timeout)
-    every = parse_cells("all", spec.rows, spec.cols)
-    states = [np.column_stack([w[nodenames.state(i, j)] for i, j in every]) for w in result.waveforms]
-    threshold = DEFAULT_THRESHOLD if args.disturb_threshold is None else args.disturb_threshold
-    disturb = read_disturb(spec, v, [w["time"] for w in result.waveforms], states, every, threshold)
-    return result, transient, disturb
+    read = read_transient(spec, v, tran_spec(args.t_stop, args.t_sample), args.disturb_threshold,
+                          args.timeout, stored=args.states_of or "all")
+    return read.result, read.run, read.disturb
 
 
 def print_transient_summary(spec: TileSpec, transient: TransientRun, disturb: DisturbReport) -> None:
