@@ -16,17 +16,18 @@ demo: setup
 	$(BIN)/cosim example mlp-digits --out-dir $(DEMO)
 	$(BIN)/cosim simulate $(DEMO)/mlp_digits.pt --tile 128 --input $(DEMO)/digits_x.pt \
 	    --preset seed001_mlp --out $(DEMO)/mlp_digits.run.h5
+	$(BIN)/cosim report $(DEMO)/mlp_digits.run.h5 -o $(DEMO)/mlp_digits.report.html
 	$(BIN)/cosim example conv --out-dir $(DEMO)
 	$(BIN)/cosim simulate $(DEMO)/conv.pt --tile 128 --batch 1 --input-size 6,6 \
 	    --out $(DEMO)/conv.run.h5
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest -q
 
-test-slow: setup
+test-slow: setup chromium
 	$(BIN)/python -m pytest -q -m slow
 
-setup: ngspice chromium $(STAMP)
+setup: ngspice $(STAMP)
 
 ngspice:
 	@if ! command -v ngspice >/dev/null 2>&1 || ! ldconfig -p | grep -q 'libngspice.so.0'; then \

@@ -11,19 +11,60 @@ tile specs, engine routing, ADC (`Simulation._adc`) and layer arithmetic
 transfer matrices, `cosim.fast.prepare`) and every forward pass after that is
 one matrix multiply per row of tiles, with DAC and ADC applied as in
 `cosim simulate`.
+
+The prepared forward pass (every tile of a matrix linear: engine 'fast' with
+nonlinear='linear', or 'ideal') runs in torch at `precision` ('float32' by
+default, 'float64' on request); it computes exactly what `Simulation.matmul`
+computes, in a cheaper order:
+
+- DAC once per layer input: the DAC full scale is v_read for every row and
+  the input range x_max is one number per matrix, so DAC(im2col(x)) ==
+  im2col(DAC(x)); convolutions quantise the feature map (float64, exactly
+  `dac_levels`), then copy patches of the DAC levels at `precision`.
+- One matrix multiply per row of tiles (transfer matrices concatenated along
+  the row and cast to `precision` once at preparation).
+- The ADC acts on every physical column (each device of a differential
+  pair has its own TIA and ADC), so with an ADC the pair is not folded: the
+  TIA outputs of all tiles of the matrix are quantised in one vectorised
+  pass (full scale: their largest |value|), and the integer codes of the
+  pair and of the row tiles are summed before one scale. Without an ADC
+  the chain is linear and the pair and the row tiles fold into one
+  (inputs, outputs) matrix: one multiply per matrix.
+
+float32 vs float64: the TIA outputs agree to ~1e-7 relative; a code differs
+only where a TIA output lies within that of an ADC decision level (one LSB
+on ~5 outputs in 10^5 of a 3x3 conv with 8-bit converters), far below the
+ADC's own quantisation error. Through a deep network with 8-bit converters
+everywhere such rounding-level differences compound: at full-width
+ResNet-18 + CBAM (ideal engine) the float32 and float64 twins' logits differ
+by 1.6 % (same top-1 on every image), as much as the float64 twin's own
+logits move (1.4 %) when every input moves by one float32 ulp, and as much
+as all the converters' error against float (1.3 %). Either precision is one
+sample of that rounding-level spread; 'float64' reproduces
+`Simulation` (cosim simulate) to ~1e-16.
+
+The prepared path keeps its largest work tensors (TIA outputs, patches) between
+forward passes (`TileCache.scratch_mib`): allocating them afresh cost a page
+fault per 4 KiB, ~40 % of a full-width forward pass. One forward pass at a
+time per converted model.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+import os
 import sys
 import time
 import types
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from cosim import fast, peripherals
 from cosim.config import Preset, load_preset
@@ -36,7 +77,14 @@ from cosim.tile import TileSpec
 
 NONLINEAR = ("linear", "auto", "newton")
 _PRESET_FIELDS = {f.name for f in fields(Preset)} - {"name", "description"}
-_OPTION_FIELDS = {"split", "spice_max_tile", "calibration", "spice", "spice_timeout_s", "seed"}
+_OPTION_FIELDS = {"split", "spice_max_tile", "calibration", "spice", "spice_timeout_s", "seed", "workers"}
+PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
+#: float64 elements the DAC quantises at a time (2 MiB: stays in cache).
+DAC_CHUNK = 2**18
+#: TIA outputs the ADC pass quantises at a time (elements; 4 MiB in float32).
+ADC_CHUNK = 2**20
+#: convolutions with at least this many output pixels take F.unfold's patch layout.
+COLUMNS_MIN = 256
 
 
 @dataclass
@@ -53,6 +101,10 @@ class RowGroup:
         transfer_neg: the same for negative reads (calibrated access), or None.
         solvers: per tile, a prepared FastTile (newton mode), 'spice', or None.
         gain: TIA output per amp of column current, rs times its DC gain factor (V/A).
+        transfer_t, transfer_neg_t: `transfer` and `transfer_neg` as torch
+            tensors at the cache's precision (V/V), cast once, columns
+            reordered: every positive device's column, then every negative
+            one (outputs in order in each half).
     """
 
     rows: slice
@@ -62,6 +114,8 @@ class RowGroup:
     transfer_neg: np.ndarray | None = None
     solvers: list[object] = field(default_factory=list)
     gain: float = 1.0
+    transfer_t: torch.Tensor | None = None
+    transfer_neg_t: torch.Tensor | None = None
 
 
 @dataclass
@@ -73,12 +127,24 @@ class TileBank:
         mapped: the conductance pairs (from `Simulation.map`).
         groups: one RowGroup per row of tiles.
         prepare_s: wall time of the preparation (s).
+        folded: without an ADC, (inputs, outputs) transfer of the whole
+            matrix, differential pairs subtracted (V/V; positive reads) and
+            the same for negative reads or None; built on first use.
+        stacked: (count, rows, T, T_neg) the leading `count` rows of tiles of
+            `rows` inputs each as (count, rows, 2 * outputs) tensors (`_stack`), or None.
     """
 
     weight: np.ndarray
     mapped: MappedMatrix
     groups: list[RowGroup]
     prepare_s: float
+    folded: tuple[torch.Tensor, torch.Tensor | None] | None = None
+    stacked: tuple[int, int, torch.Tensor, torch.Tensor | None] | None = None
+
+    @property
+    def linear(self) -> bool:
+        """Every row of tiles is one prepared transfer matrix (the torch path applies)."""
+        return all(g.transfer_t is not None for g in self.groups)
 
 
 class TileCache(Simulation):
@@ -87,17 +153,25 @@ class TileCache(Simulation):
 
     A label is re-programmed when its weights change (e.g. after
     load_state_dict); `prepare_calls` counts fast-solver preparations.
+    `precision` ('float32' or 'float64') is the arithmetic of the prepared
+    forward pass (see the module docstring); `options.workers` > 1 prepares
+    the fast tiles of a matrix on that many threads.
     """
 
     def __init__(self, preset: Preset, options: SimOptions, nonlinear: str = "linear",
-                 calibration: object = None) -> None:
+                 calibration: object = None, precision: str = "float32") -> None:
         super().__init__(preset, options)
         if nonlinear not in NONLINEAR:
             raise InputError(f"nonlinear must be one of {', '.join(NONLINEAR)}, got {nonlinear!r}")
+        if precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.nonlinear = nonlinear
+        self.precision = precision
+        self.dtype = PRECISIONS[precision]
         self.calibration = calibration if calibration is not None else options.calibration
         self.banks: dict[str, TileBank] = {}
         self.prepare_calls = 0
+        self._scratch: dict[str, torch.Tensor] = {}
 
     def map(self, label: str, weight: np.ndarray) -> MappedMatrix:
         bank = self.banks.get(label)
@@ -106,7 +180,9 @@ class TileCache(Simulation):
         mapped = super().map(label, weight)
         start = time.perf_counter()
         groups = self._prepare(label, mapped)
-        self.banks[label] = TileBank(np.array(weight, copy=True), mapped, groups, time.perf_counter() - start)
+        stacked = _stack(groups)
+        self.banks[label] = TileBank(np.array(weight, copy=True), mapped, groups, time.perf_counter() - start,
+                                     stacked=stacked)
         return mapped
 
     @property
@@ -120,20 +196,44 @@ class TileCache(Simulation):
         n_in, n_out = mapped.g_pos.shape
         tiles = partition_matrix(n_in, n_out, self.options.tile, self.options.split, prefix=f"{label}.")
         groups: dict[int, RowGroup] = {}
+        entries = []
         for tile in tiles:
             group = groups.setdefault(tile.row_start, RowGroup(slice(tile.row_start, tile.row_stop), [], []))
             spec = self.tile_spec(tile_conductance(mapped, tile), tile.name)
             group.tiles.append(tile)
             group.specs.append(spec)
-            engine = self.engine_for(tile)
+            entries.append((group, tile, spec, self.engine_for(tile)))
+        parallel = [e for e in entries if e[3] == "fast"] if self.options.workers > 1 else []
+        solved = self._prepare_parallel([e[2] for e in parallel]) if len(parallel) > 1 else []
+        done = {id(e[2]): result for e, result in zip(parallel, solved)}
+        self.prepare_calls += len(solved)
+        for group, tile, spec, engine in entries:
             start = time.perf_counter()
-            group.solvers.append(self._solver(spec, engine))
+            if id(spec) in done:
+                solver, wall_s = done[id(spec)]
+            else:
+                solver = self._solver(spec, engine)
+                wall_s = time.perf_counter() - start
+            group.solvers.append(solver)
             self.records[tile.name] = TileRecord(tile.name, label, engine, tile, spec.conductance[:, 0::2],
-                                                 spec.conductance[:, 1::2], spec,
-                                                 wall_s=time.perf_counter() - start)
+                                                 spec.conductance[:, 1::2], spec, wall_s=wall_s)
         for group in groups.values():
-            _concatenate(group)
+            _concatenate(group, self.dtype)
         return list(groups.values())
+
+    def _prepare_parallel(self, specs: list[TileSpec]) -> list[tuple[object, float]]:
+        """(solver, preparation s) of fast tiles, prepared on `options.workers`
+        threads, torch on one thread each (the block sweep's C x C work
+        releases the GIL: 1.9x on 2 cores, against 1.5x for a forkserver
+        process pool that pays its start-up and pickling; fork deadlocks on
+        BLAS threads here)."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # before the workers start: fast.single_thread then leaves it alone
+        try:
+            with ThreadPoolExecutor(self.options.workers) as pool:
+                return list(pool.map(lambda spec: _prepare_tile(spec, self.calibration, self.nonlinear), specs))
+        finally:
+            torch.set_num_threads(threads)
 
     def _solver(self, spec: TileSpec, engine: str) -> object:
         if engine == "ideal":
@@ -141,10 +241,7 @@ class TileCache(Simulation):
         if engine == "spice":
             return "spice"
         self.prepare_calls += 1
-        tile = fast.prepare(spec, calibration=self.calibration, nonlinear=self.nonlinear)
-        if tile.mode == "linear":
-            return ("fast", tile.transfer, tile.transfer_neg)
-        return tile
+        return _solver_of(fast.prepare(spec, calibration=self.calibration, nonlinear=self.nonlinear))
 
     def matmul(self, label: str, mapped: MappedMatrix, x: np.ndarray, x_max: float | None = None,
                recurrent: bool = False) -> np.ndarray:
@@ -153,6 +250,9 @@ class TileCache(Simulation):
         if bank is None or bank.mapped is not mapped:
             raise InputError(f"{label}: matrix was not mapped through this simulation; call map() first")
         x_max = input_range(x) if x_max is None else x_max
+        if bank.linear:
+            v_dac = self.dac_tensor(torch.from_numpy(np.asarray(x, dtype=float)), x_max)
+            return self.analog_matmul(label, v_dac, x_max).double().numpy()
         v = inputs_to_voltages(x, x_max, self.preset.v_read)
         v_dac = self._dac(v)
         vouts = {f"{label}.row{k}": self._group_vout(group, v[:, group.rows], v_dac[:, group.rows])
@@ -166,6 +266,145 @@ class TileCache(Simulation):
             y += currents_to_outputs(current, mapped, x_max, self.preset.v_read)
         return y
 
+    # ----- the prepared (torch) path ---------------------------------------
+    def dac_tensor(self, x: torch.Tensor, x_max: float, out: torch.Tensor | None = None) -> torch.Tensor:
+        """DAC output voltages (V) at the cache's precision for layer inputs
+        `x` (any shape, any float dtype) with input range `x_max`: exactly
+        `dac_levels(inputs_to_voltages(x, x_max, v_read))` (float64 math, in
+        cache-sized chunks along the first dimension), then cast; written to
+        `out` (x's shape, any strides) when given."""
+        bits, v_read = self.preset.dac_bits, self.preset.v_read
+        out = torch.empty(x.shape, dtype=self.dtype) if out is None else out
+        lsb = peripherals.dac_lsb(bits, v_read) if bits is not None else 1.0
+        kmax = 2 ** (bits - 1) - 1 if bits is not None else 0
+        if x.dim() == 0 or x.numel() == 0:
+            return out.copy_(x)
+        step = max(1, DAC_CHUNK // max(1, x[0].numel()))
+        for start in range(0, x.shape[0], step):
+            v = x[start:start + step].to(torch.float64) * (v_read / x_max)
+            if bits is not None:
+                v.div_(lsb).add_(0.5).floor_().clamp_(-kmax, kmax).mul_(lsb)
+            out[start:start + step] = v
+        return out
+
+    def _scratch_tensor(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+        """A work tensor of the cache's dtype, reused by every forward pass
+        (`scratch_mib` of memory stays held): allocating hundreds of MiB
+        afresh costs a page fault per 4 KiB on first touch, ~40 % of the
+        forward pass at full width."""
+        numel = math.prod(shape)
+        buffer = self._scratch.get(name)
+        if buffer is None or buffer.numel() < numel:
+            self._scratch.pop(name, None)
+            buffer = self._scratch[name] = torch.empty(numel, dtype=self.dtype)
+        return buffer[:numel].view(shape)
+
+    @property
+    def scratch_mib(self) -> float:
+        """Memory held by the prepared path's reused work tensors (MiB)."""
+        return sum(t.numel() * t.element_size() for t in self._scratch.values()) / 2**20
+
+    def analog_matmul(self, label: str, v_dac: torch.Tensor, x_max: float, columns: bool = False) -> torch.Tensor:
+        """Layer outputs at the cache's precision of a prepared linear matrix
+        for DAC outputs `v_dac` (V): the same TIA, ADC and digital sum as
+        `Simulation.matmul`.
+
+        Args:
+            label: the matrix (mapped and prepared).
+            v_dac: (N, inputs) row voltages, or with `columns` (B, inputs, L):
+                each image's input vectors as columns (F.unfold's layout).
+            x_max: the input range the voltages were scaled with (input units).
+            columns: layout of `v_dac` and of the result.
+
+        Returns:
+            (N, outputs), or (B, outputs, L) with `columns` (layer units).
+        """
+        bank = self.banks[label]
+        vectors = v_dac.shape[0] * (v_dac.shape[2] if columns else 1)
+        for group in bank.groups:
+            for tile in group.tiles:
+                self.records[tile.name].vectors += vectors
+        rs, bits, n_out = self.preset.tia.rs, self.preset.adc_bits, bank.mapped.g_pos.shape[1]
+        to_output = bank.mapped.weight_per_siemens * x_max / self.preset.v_read  # weight units per amp
+        if bits is None:  # linear to the digital side: pair and row tiles fold into one matrix
+            pos, neg = self._folded(bank)
+            return _apply(v_dac, pos, neg, columns).mul_(to_output / rs)
+        lead = v_dac.shape[0]
+        shape = (lead, 2 * n_out, v_dac.shape[2]) if columns else (lead, 2 * n_out)
+        vouts = self._scratch_tensor("vouts", (len(bank.groups), *shape))
+        first = 0
+        if bank.stacked is not None and not columns:  # equal row tiles: one batched multiply
+            count, rows, pos, neg = bank.stacked
+            part = v_dac[:, :count * rows].reshape(lead, count, rows).transpose(0, 1)
+            _apply(part, pos, neg, batched=True, out=vouts[:count])
+            first = count
+        for k in range(first, len(bank.groups)):
+            group = bank.groups[k]
+            _apply(v_dac[:, group.rows], group.transfer_t, group.transfer_neg_t, columns, out=vouts[k])
+        low, high = torch.aminmax(vouts)
+        vfs = max(-float(low), float(high)) or 1.0
+        self.adc_vfs[label] = vfs
+        lsb, kmax = peripherals.dac_lsb(bits, vfs), 2 ** (bits - 1) - 1
+        codes = torch.empty((lead, n_out, *shape[2:]), dtype=self.dtype)
+        step = max(1, ADC_CHUNK // (vouts[0, 0].numel() * len(bank.groups)))
+        for start in range(0, lead, step):
+            block = vouts[:, start:start + step]
+            block.div_(lsb).add_(0.5).floor_().clamp_(-kmax, kmax)  # peripherals.adc_codes
+            summed = block.sum(dim=0)  # integers: exact in float32 below 2**24
+            torch.sub(summed[:, :n_out], summed[:, n_out:], out=codes[start:start + step])
+        return codes.mul_(lsb / rs * to_output)
+
+    def _folded(self, bank: TileBank) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if bank.folded is None:
+            n_out = bank.mapped.g_pos.shape[1]
+            pos = torch.cat([g.transfer_t[:, :n_out] - g.transfer_t[:, n_out:] for g in bank.groups])
+            neg = None
+            if bank.groups[0].transfer_neg_t is not None:
+                neg = torch.cat([g.transfer_neg_t[:, :n_out] - g.transfer_neg_t[:, n_out:] for g in bank.groups])
+            bank.folded = (pos, neg)
+        return bank.folded
+
+    def prepared_conv2d(self, name: str, conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor | None:
+        """`Simulation.conv2d` on prepared linear tiles with the DAC applied to
+        the feature map before im2col; (B, out, H', W') at the cache's
+        precision, or None when a matrix is not linear (SPICE or Newton
+        tiles: the caller runs `conv2d`). Outputs of at least COLUMNS_MIN
+        pixels use F.unfold's patch layout (B, inputs, pixels): a faster copy
+        and the result lands in NCHW order."""
+        if x.dim() != 4 or x.shape[1] != conv.in_channels or isinstance(conv.padding, str) \
+                or conv.padding_mode != "zeros":
+            return None  # conv2d raises the one-line error
+        groups, out_per_group = conv.groups, conv.out_channels // conv.groups
+        labels = [name] if groups == 1 else [f"{name}.g{gi}" for gi in range(groups)]
+        weight = self._array_weight(conv, labels)
+        for gi, label in enumerate(labels):
+            self.map(label, weight[gi * out_per_group:(gi + 1) * out_per_group].reshape(out_per_group, -1))
+            if not self.banks[label].linear:
+                return None
+        x = x.detach().cpu()
+        batch, per_group = x.shape[0], conv.in_channels // groups
+        h_out, w_out = conv_output_size(x, conv)
+        columns = h_out * w_out >= COLUMNS_MIN
+        outputs = []
+        for gi, label in enumerate(labels):
+            part = x[:, gi * per_group:(gi + 1) * per_group]
+            x_max = covered_range(part, conv)
+            (ph, pw), (h, w) = conv.padding, part.shape[2:]
+            padded = self._scratch_tensor("dac", (batch, per_group, h + 2 * ph, w + 2 * pw))
+            if ph or pw:
+                padded.zero_()
+            self.dac_tensor(part, x_max, out=padded[:, :, ph:ph + h, pw:pw + w])
+            patches = im2col_tensor(padded, conv, columns, padded=True, out=self._scratch_tensor)
+            outputs.append(self.analog_matmul(label, patches, x_max, columns))
+        y = outputs[0] if groups == 1 else torch.cat(outputs, dim=1)
+        if conv.bias is not None:
+            bias = conv.bias.detach().cpu().to(self.dtype)
+            y += bias[:, None] if columns else bias
+        if columns:
+            return y.view(batch, conv.out_channels, h_out, w_out)
+        return y.view(batch, h_out, w_out, conv.out_channels).permute(0, 3, 1, 2).contiguous()
+
+    # ----- the general path (SPICE, Newton tiles) ------------------------------
     def _dac(self, v: np.ndarray) -> np.ndarray:
         """The voltages the row DACs apply (V): `cosim.netlist.dac_output` of every tile at once."""
         bits = self.preset.dac_bits
@@ -217,8 +456,127 @@ def _gain(spec: TileSpec, engine: str) -> float:
     return spec.tia.rs * (fast.tia_gain(spec) if engine == "fast" else 1.0)
 
 
-def _concatenate(group: RowGroup) -> None:
-    """One transfer matrix for the whole row when every tile is linear on one engine."""
+def _solver_of(tile: "fast.FastTile") -> object:
+    """What a RowGroup keeps of a prepared fast tile: ('fast', T, T_neg) in linear mode, else the tile."""
+    if tile.mode == "linear" and tile.transfer is not None:
+        return ("fast", tile.transfer, tile.transfer_neg)
+    return tile
+
+
+def _prepare_tile(spec: TileSpec, calibration: object, nonlinear: str) -> tuple[object, float]:
+    """(solver, preparation s) of one fast tile (`fast.prepare`); runs on a worker thread."""
+    start = time.perf_counter()
+    solver = _solver_of(fast.prepare(spec, calibration=calibration, nonlinear=nonlinear))
+    return solver, time.perf_counter() - start
+
+
+def _apply(v: torch.Tensor, transfer: torch.Tensor, transfer_neg: torch.Tensor | None, columns: bool = False,
+           out: torch.Tensor | None = None, batched: bool = False) -> torch.Tensor:
+    """v @ T, or max(v, 0) @ T + min(v, 0) @ T_neg for sign-split (calibrated)
+    tiles. `columns`: v is (B, rows, L) and the result T^T v (B, cols, L);
+    `batched`: v (G, N, rows) and T (G, rows, cols), one product per G."""
+    def product(a: torch.Tensor, b: torch.Tensor, dest: torch.Tensor | None) -> torch.Tensor:
+        if batched:
+            return torch.bmm(a, b, out=dest)
+        if columns:
+            return torch.matmul(b.T, a, out=dest)
+        return torch.mm(a, b, out=dest)
+
+    if transfer_neg is None:
+        return product(v, transfer, out)
+    result = product(v.clamp(min=0.0), transfer, out)
+    return result.add_(product(v.clamp(max=0.0), transfer_neg, None))
+
+
+def _stack(groups: list[RowGroup]) -> tuple[int, int, torch.Tensor, torch.Tensor | None] | None:
+    """Leading rows of tiles of equal height as one (count, rows, cols) tensor
+    (their `transfer_t` become views of it), for one batched multiply; None
+    when fewer than two."""
+    if not groups or any(g.transfer_t is None for g in groups):
+        return None
+    rows = groups[0].transfer_t.shape[0]
+    count = 0
+    while count < len(groups) and groups[count].transfer_t.shape[0] == rows \
+            and groups[count].rows.start == count * rows:
+        count += 1
+    if count < 2:
+        return None
+    pos = torch.stack([g.transfer_t for g in groups[:count]])
+    split = groups[0].transfer_neg_t is not None
+    neg = torch.stack([g.transfer_neg_t for g in groups[:count]]) if split else None
+    for k, group in enumerate(groups[:count]):
+        group.transfer_t = pos[k]
+        group.transfer_neg_t = neg[k] if split else None
+    return count, rows, pos, neg
+
+
+def _covered(size: int, kernel: int, stride: int, dilation: int, padding: int) -> torch.Tensor | None:
+    """Indices (along one axis of the unpadded input) that some output window
+    reads, or None when every index is read."""
+    out = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    starts = torch.arange(max(out, 0)) * stride - padding
+    index = (starts[:, None] + torch.arange(kernel)[None, :] * dilation).reshape(-1)
+    index = torch.unique(index[(index >= 0) & (index < size)])
+    return None if index.numel() == size else index
+
+
+def covered_range(x: torch.Tensor, conv: nn.Module) -> float:
+    """x_max of a convolution: the largest |value| of its im2col patches
+    (`mapping.input_range`), without building them. Strided kernels may skip
+    pixels (a 1x1 stride-2 shortcut reads one in four); zero padding adds
+    zeros. 1 for an all-zero input."""
+    (kh, kw), (sh, sw), (dh, dw), (ph, pw) = conv.kernel_size, conv.stride, conv.dilation, conv.padding
+    rows = _covered(x.shape[2], kh, sh, dh, ph)
+    cols = _covered(x.shape[3], kw, sw, dw, pw)
+    if rows is not None:
+        x = x.index_select(2, rows)
+    if cols is not None:
+        x = x.index_select(3, cols)
+    if x.numel() == 0:
+        return 1.0
+    low, high = torch.aminmax(x)
+    return max(-float(low), float(high)) or 1.0
+
+
+def conv_output_size(x: torch.Tensor, conv: nn.Module) -> tuple[int, int]:
+    """H_out, W_out of `conv` on input x (B, C, H, W) (pixels)."""
+    (kh, kw), (sh, sw), (dh, dw), (ph, pw) = conv.kernel_size, conv.stride, conv.dilation, conv.padding
+    return ((x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1,
+            (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1)
+
+
+def im2col_tensor(x: torch.Tensor, conv: nn.Module, columns: bool = False, padded: bool = False,
+                  out: Callable[[str, tuple[int, ...]], torch.Tensor] | None = None) -> torch.Tensor:
+    """`cosim.orchestrate.im2col` as a torch tensor of x's dtype: patches
+    (B * H_out * W_out, C * kh * kw) in F.unfold's order of patch elements,
+    or with `columns` F.unfold's layout (B, C * kh * kw, H_out * W_out) (one
+    strided copy; its inner loop runs along an image row, ~3x faster).
+    `padded`: x already holds the zero padding; `out(name, shape)`: where to
+    write the patches (a scratch tensor), else a new tensor."""
+    (kh, kw), (sh, sw), (dh, dw), (ph, pw) = conv.kernel_size, conv.stride, conv.dilation, conv.padding
+    xp = x if padded else F.pad(x, (pw, pw, ph, ph))
+    b, c, h, w = xp.shape
+    h_out, w_out = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+    s = xp.stride()
+    if columns:
+        shape = (b, c, kh, kw, h_out, w_out)
+        windows = xp.as_strided(shape, (s[0], s[1], s[2] * dh, s[3] * dw, s[2] * sh, s[3] * sw))
+        final = (b, c * kh * kw, h_out * w_out)
+    else:
+        shape = (b, h_out, w_out, c, kh, kw)
+        windows = xp.as_strided(shape, (s[0], s[2] * sh, s[3] * sw, s[1], s[2] * dh, s[3] * dw))
+        final = (b * h_out * w_out, c * kh * kw)
+    if out is None:
+        return windows.reshape(final)
+    patches = out("patches", final)
+    patches.view(shape).copy_(windows)
+    return patches
+
+
+def _concatenate(group: RowGroup, dtype: torch.dtype = torch.float64) -> None:
+    """One transfer matrix for the whole row when every tile is linear on one
+    engine, kept as float64 numpy (columns as on the tiles) and as a torch
+    tensor of `dtype` (positive columns first, see RowGroup)."""
     kinds = {s[0] if isinstance(s, tuple) else None for s in group.solvers}
     if None in kinds or len(kinds) != 1:
         return
@@ -227,8 +585,11 @@ def _concatenate(group: RowGroup) -> None:
         return
     group.gain = _gain(group.specs[0], kinds.pop())
     group.transfer = np.concatenate([s[1] for s in group.solvers], axis=1) * group.gain
+    halves = np.r_[0:group.transfer.shape[1]:2, 1:group.transfer.shape[1]:2]  # positive columns, then negative
+    group.transfer_t = torch.from_numpy(group.transfer[:, halves]).to(dtype)
     if split:
         group.transfer_neg = np.concatenate([s[2] for s in group.solvers], axis=1) * group.gain
+        group.transfer_neg_t = torch.from_numpy(group.transfer_neg[:, halves]).to(dtype)
     group.solvers = [None] * len(group.solvers)  # the concatenation holds them now
 
 
@@ -261,19 +622,26 @@ class AnalogConv2d(nn.Conv2d):
     cosim_label: str
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            out = self.cosim.prepared_conv2d(self.cosim_label, self, x)
+        if out is not None:
+            return out.to(x.device, x.dtype if x.is_floating_point() else torch.float32)
         return _run(self, lambda t: self.cosim.conv2d(self.cosim_label, self, t), x)
 
 
 class AnalogGRU(nn.GRU):
-    """nn.GRU whose gate matrices run on crossbar tiles (h0 = 0; same parameters)."""
+    """nn.GRU whose gate matrices run on crossbar tiles (same parameters).
+
+    `hx` (num_layers, B, hidden), default zeros, must lie in [-1, 1]: the
+    recurrent inputs' DAC range is fixed at 1 (a GRU's own states are tanh
+    mixtures and never leave it)."""
 
     cosim: TileCache
     cosim_label: str
 
     def forward(self, x: torch.Tensor, hx: torch.Tensor | None = None):  # type: ignore[override]
-        if hx is not None:
-            raise InputError(f"{self.cosim_label}: the analog GRU starts from h0 = 0; call it without hx")
-        return _run(self, lambda t: self.cosim.gru(self.cosim_label, self, t), x)
+        h0 = None if hx is None else hx.detach().to("cpu", torch.float64)
+        return _run(self, lambda t: self.cosim.gru(self.cosim_label, self, t, h0), x)
 
 
 def _analog_copy(module: nn.Module, cache: TileCache, label: str) -> nn.Module:
@@ -311,7 +679,7 @@ def _replace(module: nn.Module, cache: TileCache, prefix: str) -> nn.Module:
 
 def convert(model: nn.Module, preset: str | Preset = "seed000_vteam", tile: int = 128, engine: str = "fast",
             nonlinear: str = "linear", prepare: bool = True, example_input: torch.Tensor | None = None,
-            **options) -> nn.Module:
+            precision: str = "float32", **options) -> nn.Module:
     """A copy of `model` whose Linear, Conv2d and GRU layers compute on crossbar tiles.
 
     Args:
@@ -328,6 +696,10 @@ def convert(model: nn.Module, preset: str | Preset = "seed000_vteam", tile: int 
             point by chord Newton on every call).
         prepare: program and prepare every tile now (else on the first forward).
         example_input: optional input batch run once after preparing (warm-up).
+        precision: arithmetic of the prepared forward pass, 'float32'
+            (default: transfer matrices cast once; TIA outputs within ~1e-7
+            relative of float64, an ADC code off by one LSB only where a TIA
+            output sits that close to a decision level) or 'float64'.
         **options: preset overrides: r_wire (ohm per segment), r_driver (ohm),
             access ('none' | 'nmos'), v_read (V, largest DAC voltage),
             dac_bits / adc_bits (bits, None = exact), tia (TiaSpec), device
@@ -337,7 +709,9 @@ def convert(model: nn.Module, preset: str | Preset = "seed000_vteam", tile: int 
             in ngspice now for the preset's device and access NMOS, ~1 s; the
             linear path then has ~2 % instead of ~10 % error at 64x64, see
             docs/validation.md), spice ('ngspice' |
-            'vacask'), spice_timeout_s (s), seed.
+            'vacask'), spice_timeout_s (s), seed, workers (threads that
+            prepare the fast tiles of each matrix in parallel; default: the
+            CPU count).
 
     Returns:
         The twin in eval mode. Its analog layers are subclasses of the
@@ -346,6 +720,8 @@ def convert(model: nn.Module, preset: str | Preset = "seed000_vteam", tile: int 
         re-programmed on the next forward. The tiles live on the CPU (float64
         numpy); `.to(device)` moves the parameters, inputs on any device are
         computed on the CPU and returned on the input's device and dtype.
+        Prepared linear tiles compute at `precision` in torch; SPICE and
+        Newton tiles in float64 numpy.
         Inference only: outputs carry no gradient. DAC and ADC ranges are
         calibrated on each batch, as in `cosim simulate`.
     """
@@ -368,9 +744,10 @@ def convert(model: nn.Module, preset: str | Preset = "seed000_vteam", tile: int 
 
             calibration = calibrate(hardware.device, hardware.nmos, preset=hardware.name,
                                     v_read=(-hardware.v_read, hardware.v_read))
+    options.setdefault("workers", os.cpu_count() or 1)
     sim_options = SimOptions(tile=tile, engine=engine, quiet=True,
                              **{k: v for k, v in options.items() if k in _OPTION_FIELDS})
-    cache = TileCache(hardware, sim_options, nonlinear, calibration)
+    cache = TileCache(hardware, sim_options, nonlinear, calibration, precision)
     twin = _replace(copy.deepcopy(model), cache, "")
     twin.eval()
     if prepare:

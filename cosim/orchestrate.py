@@ -259,7 +259,10 @@ class Simulation:
         y = y.reshape(batch, positions, conv.out_channels).transpose(0, 2, 1)
         return torch.from_numpy(np.ascontiguousarray(y)).reshape(batch, conv.out_channels, h_out, w_out)
 
-    def gru(self, name: str, gru: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def gru(self, name: str, gru: nn.Module, x: torch.Tensor,
+            h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """GRU output sequence and final hidden states, like nn.GRU; `h0`
+        (num_layers, B, hidden) in [-1, 1] (the recurrent DAC range), default zeros."""
         if x.dim() != 3 or x.shape[-1] != gru.input_size:
             order = "(B, T, features)" if gru.batch_first else "(T, B, features)"
             raise InputError(f"{name}: GRU expects input {order} with {gru.input_size} features, "
@@ -267,6 +270,13 @@ class Simulation:
         seq = x if gru.batch_first else x.transpose(0, 1)
         batch, steps_, _ = seq.shape
         hidden = gru.hidden_size
+        if h0 is not None:
+            if tuple(h0.shape) != (gru.num_layers, batch, hidden):
+                raise InputError(f"{name}: GRU h0 must be (num_layers, B, hidden) = "
+                                 f"({gru.num_layers}, {batch}, {hidden}), got {tuple(h0.shape)}")
+            if h0.numel() and float(h0.abs().max()) > 1.0:
+                raise InputError(f"{name}: GRU h0 must lie in [-1, 1] (the recurrent DAC range, as tanh "
+                                 "outputs do); scale it")
         layer_in = seq.numpy()
         finals = []
         for k in range(gru.num_layers):
@@ -276,7 +286,7 @@ class Simulation:
             gi = self.matmul(f"{name}.ih_l{k}", self.map(f"{name}.ih_l{k}", w_ih),
                              layer_in.reshape(batch * steps_, -1)).reshape(batch, steps_, 3 * hidden) + b_ih
             mapped_hh = self.map(f"{name}.hh_l{k}", w_hh)
-            h = np.zeros((batch, hidden))
+            h = np.zeros((batch, hidden)) if h0 is None else _np(h0[k])
             outs = []
             for t in range(steps_):
                 # h lies in [-1, 1] (tanh), so the DAC range of the recurrent input is fixed at 1.

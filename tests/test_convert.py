@@ -138,9 +138,11 @@ def test_dac_levels_equal_the_converter_model():
 def test_unknown_option_is_one_line_error():
     with pytest.raises(InputError, match="unknown convert option"):
         cosim.convert(mlp(), r_wires=1.0)
-    with pytest.raises(InputError, match="hx"):
-        with torch.no_grad():
-            cosim.convert(gru(), engine="ideal")[0](torch.randn(2, 3, 6), torch.zeros(1, 2, 12))
+    twin_gru = cosim.convert(gru(), engine="ideal")[0]
+    with pytest.raises(InputError, match="h0 must be"), torch.no_grad():
+        twin_gru(torch.randn(2, 3, 6), torch.zeros(1, 3, 12))
+    with pytest.raises(InputError, match=r"\[-1, 1\]"), torch.no_grad():
+        twin_gru(torch.randn(2, 3, 6), torch.full((1, 2, 12), 1.5))
 
 
 def test_evaluate_on_digits_prints_accuracies(tmp_path, capsys):
@@ -173,3 +175,129 @@ def test_calibration_auto_uses_the_sign_split_calibrated_path():
     assert groups and all(g.transfer_neg is not None for g in groups)
     with torch.no_grad():
         assert torch.isfinite(twin(torch.rand(4, 20))).all()
+
+
+CONVS = {  # (conv, input shape): layouts and coverage cases of the prepared conv path
+    "3x3, 400 px (F.unfold layout)": (lambda: nn.Conv2d(8, 16, 3, padding=1), (3, 8, 20, 20)),
+    "3x3 stride 2, 49 px (row layout)": (lambda: nn.Conv2d(8, 16, 3, stride=2, padding=1), (3, 8, 13, 13)),
+    "1x1 stride 2 (skips pixels)": (lambda: nn.Conv2d(8, 16, 1, stride=2), (3, 8, 33, 33)),
+    "dilated, grouped": (lambda: nn.Conv2d(8, 12, 3, padding=2, dilation=2, groups=2), (3, 8, 17, 17)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONVS))
+def test_prepared_conv_in_float64_equals_cosim_simulate(case):
+    """DAC on the feature map before im2col, one multiply per row of tiles and the
+    vectorised ADC compute what Simulation.matmul computes tile by tile."""
+    from cosim.config import load_preset
+    from cosim.orchestrate import SimOptions, Simulation
+
+    make, shape = CONVS[case]
+    torch.manual_seed(5)
+    conv = make().eval()
+    x = torch.randn(*shape, dtype=torch.float64)
+    x[:, :, 1, 1] = 8.0  # the batch's largest input, on a pixel a 1x1 stride-2 kernel never reads
+    preset = load_preset("seed000_vteam").with_(access="none")
+    twin = cosim.convert(conv, preset=preset, tile=16, precision="float64")
+    with torch.no_grad():
+        got = twin(x)
+    reference = Simulation(preset, SimOptions(tile=16, engine="fast", quiet=True)).forward(conv, x)
+    torch.testing.assert_close(got, reference, rtol=1e-12, atol=1e-15)
+    assert len(tile_cache(twin).records) >= 2  # several tiles per matrix
+
+
+def test_covered_range_is_the_largest_patch_value():
+    from cosim.convert import covered_range
+    from cosim.orchestrate import im2col
+
+    x = torch.randn(2, 3, 11, 11, dtype=torch.float64)
+    x[0, 1, 10, 10] = -9.0  # read by padded or dense kernels only
+    for conv in (nn.Conv2d(3, 4, 1, stride=2), nn.Conv2d(3, 4, 3, stride=3), nn.Conv2d(3, 4, 3, padding=1),
+                 nn.Conv2d(3, 4, 2, stride=2, dilation=3), nn.Conv2d(3, 4, 5, stride=4, padding=2)):
+        patches, _, _ = im2col(x, conv)
+        assert covered_range(x, conv) == float(np.max(np.abs(patches)))
+    assert covered_range(torch.zeros(1, 3, 5, 5), nn.Conv2d(3, 4, 3)) == 1.0
+
+
+def test_float32_path_equals_float64_path():
+    """float32 tile multiplies: TIA outputs within ~1e-7 relative of float64. With
+    converters, an ADC code can differ by one LSB where a TIA output sits that close to
+    a decision level: at most 1 % of the outputs differ by more than 1e-5 of the
+    largest output, and the whole output by less than 1e-3 (an 8-bit step is 8e-3)."""
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(8 * 10 * 10, 5)).eval()
+    x = torch.rand(4, 3, 20, 20, dtype=torch.float64) * 2 - 1
+    for hardware, strict in ((dict(access="none"), False), (IDEAL, True)):
+        twins = [cosim.convert(model, preset="seed001_mlp", tile=16, precision=p, **hardware)
+                 for p in ("float32", "float64")]
+        with torch.no_grad():
+            single, double = (twin(x) for twin in twins)
+        for twin in twins:
+            assert twin[0].cosim.dtype == (torch.float32 if twin is twins[0] else torch.float64)
+        scale = float(double.abs().max())
+        if strict:  # linear to the output: float32 rounding only
+            torch.testing.assert_close(single, double, rtol=1e-5, atol=1e-6 * scale)
+        else:
+            differ = (single - double).abs() > 1e-5 * scale
+            assert float(differ.double().mean()) <= 0.01
+            assert float(torch.linalg.vector_norm(single - double) / torch.linalg.vector_norm(double)) < 1e-3
+    with pytest.raises(InputError, match="precision"):
+        cosim.convert(model, precision="float16")
+
+
+def test_parallel_preparation_equals_one_thread():
+    model = cnn()
+    one, two = (cosim.convert(model, tile=16, preset="seed001_mlp", workers=w) for w in (1, 2))
+    caches = tile_cache(one), tile_cache(two)
+    assert caches[0].prepare_calls == caches[1].prepare_calls == len(caches[1].records) > 3
+    for label, bank in caches[0].banks.items():
+        for a, b in zip(bank.groups, caches[1].banks[label].groups):
+            np.testing.assert_array_equal(a.transfer, b.transfer)
+    x = torch.rand(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(one(x), two(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_gru_initial_hidden_state(batch_first):
+    torch.manual_seed(7)
+    model = nn.GRU(6, 12, num_layers=2, batch_first=batch_first).eval()
+    x = torch.randn(4, 5, 6) if batch_first else torch.randn(5, 4, 6)
+    h0 = torch.rand(2, 4, 12) * 2 - 1
+    twin = cosim.convert(model, tile=8, engine="fast", **IDEAL)
+    with torch.no_grad():
+        expected, got = model(x, h0), twin(x, h0)
+        from_zero = twin(x)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(from_zero[1], got[1], atol=1e-3)  # h0 changes the result
+
+
+@pytest.mark.parametrize("case", ["3x3, 400 px (F.unfold layout)", "3x3 stride 2, 49 px (row layout)"])
+def test_calibrated_and_newton_twins_equal_cosim_simulate(case, tmp_path):
+    """1T1R access: the sign-split (calibrated) transfer matrices on the prepared
+    path, and Newton tiles on the general path, as `cosim simulate` computes them."""
+    from cosim.calibrate import calibrate, save_calibration
+    from cosim.config import load_preset
+    from cosim.orchestrate import SimOptions, Simulation
+
+    preset = load_preset("seed001_mlp")
+    assert preset.access == "nmos"
+    calibration = calibrate(preset.device, preset.nmos, preset=preset.name, v_read=(-preset.v_read, preset.v_read))
+    path = str(save_calibration(calibration, tmp_path / "cal.json"))
+    make, shape = CONVS[case]
+    torch.manual_seed(8)
+    conv = make().eval()
+    x = torch.rand(*shape, dtype=torch.float64) * 2 - 1
+    calibrated = cosim.convert(conv, preset=preset, tile=16, precision="float64", calibration=path)
+    banks = tile_cache(calibrated).banks.values()
+    assert all(bank.linear and bank.groups[0].transfer_neg_t is not None for bank in banks)
+    reference = Simulation(preset, SimOptions(tile=16, engine="fast", quiet=True, calibration=path)).forward(conv, x)
+    with torch.no_grad():
+        torch.testing.assert_close(calibrated(x), reference, rtol=1e-12, atol=1e-15)
+    newton = cosim.convert(conv, preset=preset, tile=16, nonlinear="auto")
+    assert not any(bank.linear for bank in tile_cache(newton).banks.values())
+    reference = Simulation(preset, SimOptions(tile=16, engine="fast", quiet=True)).forward(conv, x)
+    with torch.no_grad():
+        torch.testing.assert_close(newton(x), reference, rtol=1e-9, atol=1e-12)

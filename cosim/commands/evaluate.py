@@ -43,6 +43,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "level-1 operating point on every batch (auto/newton; slow)")
     run.add_argument("--calibration", metavar="CAL.json|auto", help="fast-solver access calibration: a "
                      "`cosim calibrate` JSON, or auto (fit it in ngspice now, ~1 s); default: small-signal access")
+    run.add_argument("--precision", choices=("float32", "float64"), default="float32",
+                     help="arithmetic of the prepared tiles' forward pass (default float32: TIA outputs "
+                          "within ~1e-7 of float64)")
+    run.add_argument("--workers", type=int, default=None, metavar="N",
+                     help="threads preparing the fast tiles (default: the CPU count)")
     run.add_argument("--out", metavar="RUN.h5", help="output file (default MODEL.eval.h5 here)")
     run.add_argument("--quiet", action="store_true", help="print the summary only")
     ev.set_defaults(run=run_evaluate)
@@ -177,8 +182,6 @@ def _batched(model, x, batch_size: int):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    import torch
-
     from cosim.convert import convert, tile_cache
     from cosim.networks import load_network
     from cosim.orchestrate import relative_error
@@ -205,8 +208,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
                          f"{str(exc).splitlines()[0]}; give --input-shape") from None
     float_s = time.perf_counter() - t0
     t0 = time.perf_counter()
+    if args.workers is not None and args.workers < 1:
+        raise InputError("--workers must be >= 1")
+    workers = {} if args.workers is None else {"workers": args.workers}
     twin = convert(model, preset=preset, tile=args.tile, engine=args.engine, nonlinear=args.nonlinear,
-                   **options)
+                   precision=args.precision, **options, **workers)
     prepare_s = time.perf_counter() - t0
     layers = LayerErrors(twin, model)
     t0 = time.perf_counter()
@@ -218,6 +224,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     acc = {"float": _top1(ideal, y), "cosim": _top1(outputs, y), "converters_only": _top1(converters_out, y)}
     cache = tile_cache(twin)
     config = {"preset": asdict(preset), "options": asdict(cache.options), "nonlinear": args.nonlinear,
+              "precision": args.precision,
               "model": str(args.model), "data": args.data, "input_shape": list(x.shape),
               "adc_full_scale_v": cache.adc_vfs}
     engines = {"auto", "spice"}
