@@ -74,6 +74,7 @@ from cosim.mapping import MappedMatrix, currents_to_outputs, input_range, inputs
 from cosim.orchestrate import SimOptions, Simulation, TileRecord
 from cosim.partition import TileSlice, partition_matrix
 from cosim.tile import TileSpec
+from cosim.training import binarize
 
 NONLINEAR = ("linear", "auto", "newton")
 _PRESET_FIELDS = {f.name for f in fields(Preset)} - {"name", "description"}
@@ -376,7 +377,7 @@ class TileCache(Simulation):
             return None  # conv2d raises the one-line error
         groups, out_per_group = conv.groups, conv.out_channels // conv.groups
         labels = [name] if groups == 1 else [f"{name}.g{gi}" for gi in range(groups)]
-        weight = self._array_weight(conv, labels)
+        weight = self.array_weight(conv, labels)
         for gi, label in enumerate(labels):
             self.map(label, weight[gi * out_per_group:(gi + 1) * out_per_group].reshape(out_per_group, -1))
             if not self.banks[label].linear:
@@ -629,6 +630,27 @@ class AnalogConv2d(nn.Conv2d):
         return _run(self, lambda t: self.cosim.conv2d(self.cosim_label, self, t), x)
 
 
+class AnalogBinaryLinear(AnalogLinear):
+    """cosim.training.BinaryLinear on crossbar tiles: alpha * sign(W) on two
+    device levels (`device_levels`, `crossbar_weight`, as Simulation maps it)."""
+
+    device_levels = 2
+
+    def crossbar_weight(self) -> torch.Tensor:
+        """The weight the array holds: alpha * sign(W) (outputs, inputs)."""
+        return binarize(self.weight).detach()
+
+
+class AnalogBinaryConv2d(AnalogConv2d):
+    """cosim.training.BinaryConv2d on crossbar tiles, on two device levels."""
+
+    device_levels = 2
+
+    def crossbar_weight(self) -> torch.Tensor:
+        """The kernel the array holds: alpha * sign(W) (out, in / groups, kh, kw)."""
+        return binarize(self.weight).detach()
+
+
 class AnalogGRU(nn.GRU):
     """nn.GRU whose gate matrices run on crossbar tiles (same parameters).
 
@@ -645,10 +667,12 @@ class AnalogGRU(nn.GRU):
 
 
 def _analog_copy(module: nn.Module, cache: TileCache, label: str) -> nn.Module:
+    binary = getattr(module, "device_levels", None) == 2  # cosim.training.BinaryLinear / BinaryConv2d
     if isinstance(module, nn.Linear):
-        new: nn.Module = AnalogLinear(module.in_features, module.out_features, bias=module.bias is not None)
+        new: nn.Module = (AnalogBinaryLinear if binary else AnalogLinear)(
+            module.in_features, module.out_features, bias=module.bias is not None)
     elif isinstance(module, nn.Conv2d):
-        new = AnalogConv2d(module.in_channels, module.out_channels, module.kernel_size, stride=module.stride,
+        new = (AnalogBinaryConv2d if binary else AnalogConv2d)(module.in_channels, module.out_channels, module.kernel_size, stride=module.stride,
                            padding=module.padding, dilation=module.dilation, groups=module.groups,
                            bias=module.bias is not None, padding_mode=module.padding_mode)
     else:
@@ -768,14 +792,15 @@ def _program(module: nn.Module) -> None:
                 weight = getattr(module, f"weight_{part}_l{k}").detach().double().cpu().numpy()
                 module.cosim.map(f"{module.cosim_label}.{part}_l{k}", weight)
         return
-    weight = module.weight.detach().double().cpu().numpy()
     if isinstance(module, nn.Conv2d):
         per_group = module.out_channels // module.groups
-        for gi in range(module.groups):
-            label = module.cosim_label if module.groups == 1 else f"{module.cosim_label}.g{gi}"
+        labels = [module.cosim_label if module.groups == 1 else f"{module.cosim_label}.g{gi}"
+                  for gi in range(module.groups)]
+        weight = module.cosim.array_weight(module, labels)  # as Simulation.conv2d programs it
+        for gi, label in enumerate(labels):
             module.cosim.map(label, weight[gi * per_group:(gi + 1) * per_group].reshape(per_group, -1))
     else:
-        module.cosim.map(module.cosim_label, weight)
+        module.cosim.map(module.cosim_label, module.cosim.array_weight(module, [module.cosim_label]))
 
 
 def tile_cache(twin: nn.Module) -> TileCache:

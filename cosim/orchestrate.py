@@ -231,7 +231,7 @@ class Simulation:
     def linear(self, name: str, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         _check_features(name, x.shape[-1], layer.in_features)
         flat = x.reshape(-1, x.shape[-1]).numpy()
-        y = self.matmul(name, self.map(name, self._array_weight(layer, [name])), flat)
+        y = self.matmul(name, self.map(name, self.array_weight(layer, [name])), flat)
         if layer.bias is not None:
             y = y + _np(layer.bias)
         return torch.from_numpy(y).reshape(*x.shape[:-1], -1)
@@ -245,7 +245,7 @@ class Simulation:
         patches, h_out, w_out = im2col(x, conv)
         batch, positions, k_total = x.shape[0], h_out * w_out, patches.shape[1]
         groups, out_per_group = conv.groups, conv.out_channels // conv.groups
-        weight = self._array_weight(conv, [name] if groups == 1 else [f"{name}.g{gi}" for gi in range(groups)])
+        weight = self.array_weight(conv, [name] if groups == 1 else [f"{name}.g{gi}" for gi in range(groups)])
         k_group = k_total // groups
         outputs = []
         for gi in range(groups):
@@ -304,7 +304,7 @@ class Simulation:
         return output, torch.from_numpy(np.stack(finals))
 
     # ----- one matrix on tiles -------------------------------------------------
-    def _array_weight(self, layer: nn.Module, labels: list[str]) -> np.ndarray:
+    def array_weight(self, layer: nn.Module, labels: list[str]) -> np.ndarray:
         """The weight a layer puts on the array: `crossbar_weight()` where the layer has one
         (binarised layers: +-alpha), else `weight`; a layer with `device_levels == 2` marks
         its matrix labels two-level (mapped by `map_binary`)."""

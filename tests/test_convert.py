@@ -301,3 +301,23 @@ def test_calibrated_and_newton_twins_equal_cosim_simulate(case, tmp_path):
     reference = Simulation(preset, SimOptions(tile=16, engine="fast", quiet=True)).forward(conv, x)
     with torch.no_grad():
         torch.testing.assert_close(newton(x), reference, rtol=1e-9, atol=1e-12)
+
+
+def test_binarized_layers_convert_onto_two_device_levels():
+    """BinaryLinear / BinaryConv2d holding continuous latent weights: the twin
+    computes with alpha * sign(W) on exactly two conductances, like the
+    float binarised layers (ideal array, no converters)."""
+    from cosim.convert import AnalogBinaryConv2d, AnalogBinaryLinear
+    from cosim.training import BinaryConv2d, BinaryLinear
+
+    torch.manual_seed(4)
+    model = nn.Sequential(BinaryConv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          BinaryLinear(4 * 5 * 5, 3)).eval()
+    x = torch.randn(3, 2, 5, 5, generator=torch.Generator().manual_seed(1))
+    twin = cosim.convert(model, preset="seed001_mlp", tile=16, engine="ideal", **IDEAL)
+    assert isinstance(twin[0], AnalogBinaryConv2d) and isinstance(twin[3], AnalogBinaryLinear)
+    with torch.no_grad():
+        torch.testing.assert_close(twin(x), model(x), rtol=1e-5, atol=1e-5)
+    levels = np.unique(np.concatenate([np.concatenate([r.g_pos.ravel(), r.g_neg.ravel()])
+                                       for r in tile_cache(twin).records.values()]))
+    assert levels.size == 2  # g_min and g_max only
