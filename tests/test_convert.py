@@ -13,7 +13,8 @@ from torch import nn
 import cosim
 from cosim import fast, peripherals
 from cosim.cli import main
-from cosim.convert import AnalogConv2d, AnalogGRU, AnalogLinear, dac_levels, tile_cache
+from cosim.convert import AnalogConv2d, AnalogGRU, AnalogLinear, tile_cache
+from cosim.tilecache import dac_levels
 from cosim.errors import InputError
 from cosim.nn import Abs, SequenceLast
 
@@ -207,7 +208,7 @@ def test_prepared_conv_in_float64_equals_cosim_simulate(case):
 
 
 def test_covered_range_is_the_largest_patch_value():
-    from cosim.convert import covered_range
+    from cosim.patches import covered_range
     from cosim.orchestrate import im2col
 
     x = torch.randn(2, 3, 11, 11, dtype=torch.float64)
