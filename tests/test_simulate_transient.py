@@ -154,3 +154,16 @@ def test_read_disturb_recomputed_from_the_stored_states_equals_the_stored_report
         group = h5["tiles"][TILE]
         stored, again = group_disturb(group), group_disturb(group, recompute=True)
     np.testing.assert_allclose(again.change, stored.change, rtol=1e-9, atol=1e-15)
+
+
+def test_states_of_selects_the_stored_cells_while_disturb_covers_every_cell(tmp_path):
+    torch.manual_seed(0)
+    layer = tmp_path / "lin.pt"
+    torch.save(nn.Linear(6, 3), layer)
+    out = tmp_path / "run.h5"
+    assert main(["simulate", str(layer), "--tile", "4", "--batch", "2", "--engine", "fast", "--quiet",
+                 "--transient", TILE, "--states-of", "0,0;2,3", "--out", str(out)]) == 0
+    with h5py.File(out, "r") as h5:
+        group = h5["tiles"][TILE]
+        np.testing.assert_array_equal(group["waveforms"]["state_cells"][()], [[0, 0], [2, 3]])
+        assert group["read_disturb"].shape == (1, 4, 4)  # every cell, from ngspice's states

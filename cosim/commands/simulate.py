@@ -63,6 +63,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       help="end of each transient (default 30e-9 s)")
     tran.add_argument("--t-sample", type=float, default=None, metavar="S",
                       help="ADC sample instant (default 25e-9 s, or 3/4 of --t-stop)")
+    tran.add_argument("--states-of", default=None, metavar="CELLS",
+                      help="cells whose device states are stored: 'all' (default), 'none' or "
+                           "'i,j;i,j' (0-based row,column within each transient tile)")
     tran.add_argument("--disturb-threshold", type=float, default=None, metavar="FRACTION",
                       help="warn when a transient read changes a conductance by more than this "
                            "fraction (default 0.01)")
@@ -151,7 +154,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         warnings.showwarning = lambda message, *rest: print(f"cosim: warning: {message}", file=sys.stderr)
         outputs = simulation.forward(module, x)
         simulation.spot_check()
-        run_transients(simulation, transient_names, tran, args.disturb_threshold)
+        run_transients(simulation, transient_names, tran, args.disturb_threshold, args.states_of or "all")
     error = relative_error(outputs, ideal)
     # The same converters on an ideal array (no wires, no access device): what
     # quantisation alone costs, so the summary separates it from the circuit.
@@ -182,6 +185,7 @@ def check_transient_args(args: argparse.Namespace) -> TranSpec | None:
     from cosim.transient import tran_spec
 
     given = [flag for flag, value in (("--t-stop", args.t_stop), ("--t-sample", args.t_sample),
+                                      ("--states-of", args.states_of),
                                       ("--disturb-threshold", args.disturb_threshold)) if value is not None]
     if not args.transient:
         if given:
@@ -237,10 +241,11 @@ def transient_tiles(text: str | None, names: list[str]) -> list[str]:
     return [n for n in names if n in chosen]
 
 
-def run_transients(simulation: Simulation, names: list[str], tran: TranSpec, threshold: float | None) -> None:
+def run_transients(simulation: Simulation, names: list[str], tran: TranSpec, threshold: float | None,
+                   stored: str = "all") -> None:
     """Each named tile as an ngspice .tran on its first input vectors (op-amp
-    TIA, every state stored), kept on its record; a read-disturb warning per
-    tile above the threshold."""
+    TIA; the states of the `stored` cells kept, read disturb from every
+    cell), kept on its record; a read-disturb warning per tile above the threshold."""
     from cosim.disturb import warn_if_disturbed
     from cosim.transient import read_transient, transient_tile_spec
 
@@ -251,7 +256,7 @@ def run_transients(simulation: Simulation, names: list[str], tran: TranSpec, thr
             warnings.warn(f"transient of {spec.rows}x{spec.cols} tile {name}: expect minutes "
                           "(a 64x64 .tran takes about 2 min)", stacklevel=2)
         record.transient = read_transient(spec, record.first_voltages, tran, threshold,
-                                          simulation.options.spice_timeout_s)
+                                          simulation.options.spice_timeout_s, stored=stored)
         warn_if_disturbed(record.transient.disturb, tile=name)
 
 

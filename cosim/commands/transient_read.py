@@ -27,9 +27,9 @@ def add_transient_options(parser: argparse.ArgumentParser) -> None:
                        help="run ngspice .tran: DAC step, op-amp TIA settling (--tia defaults to opamp), "
                             "ADC sample, live VTEAM states; waveforms go to --out (see cosim waves)")
     group.add_argument("--t-stop", type=float, default=None, metavar="S",
-                       help="end of the transient (default 20e-9 s)")
+                       help="end of the transient (default 30e-9 s)")
     group.add_argument("--t-sample", type=float, default=None, metavar="S",
-                       help="ADC sample instant (default 15e-9 s, or 3/4 of --t-stop)")
+                       help="ADC sample instant (default 25e-9 s, or 3/4 of --t-stop)")
     group.add_argument("--states-of", default=None, metavar="CELLS",
                        help="cells whose device states are stored: 'all' (default), 'none' or "
                             "'i,j;i,j' (0-based row,column)")
