@@ -18,8 +18,9 @@ Sections (each a `<section>` with a stable id, in this order):
 - `irdrop`: IR-drop map (V_cell / V_row applied) of the tile with the
   largest tile error, computed at report time from its stored conductances
   and first input vector (`cosim.irdrop.irdrop_map`; engine 'spice' for
-  ngspice tiles, 'fast' for the others, falling back to 'spice' for tiles
-  of at most 64x64 while 'fast' gives no node voltages); rows driven below
+  ngspice tiles, 'fast' for the others (the exact operating point, Newton
+  for 1T1R cells), falling back to 'spice' for tiles of at most 64x64
+  should the fast solve fail); rows driven below
   10% of the largest |row voltage| are left blank.
 - `spot-checks`: table of fast solver vs ngspice errors.
 - `error-histogram`: histogram of outputs - float outputs of the run.
@@ -50,7 +51,7 @@ from cosim.errors import CosimError, InputError
 #: Section ids, in page order.
 SECTIONS = ("run-config", "layer-errors", "tile-errors", "irdrop", "spot-checks", "error-histogram",
             "waveforms")
-#: Tiles up to this many devices get an ngspice IR-drop map when 'fast' cannot give one.
+#: Tiles up to this many devices get an ngspice IR-drop map should the fast solve fail.
 SPICE_IRDROP_MAX_DEVICES = 64 * 64
 #: IR-drop maps leave blank the rows driven below this fraction of the largest |row voltage| (1).
 IRDROP_MIN_ROW = 0.1
