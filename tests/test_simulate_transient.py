@@ -156,12 +156,10 @@ def test_read_disturb_recomputed_from_the_stored_states_equals_the_stored_report
     np.testing.assert_allclose(again.change, stored.change, rtol=1e-9, atol=1e-15)
 
 
-def test_states_of_selects_the_stored_cells_while_disturb_covers_every_cell(tmp_path):
-    torch.manual_seed(0)
-    layer = tmp_path / "lin.pt"
-    torch.save(nn.Linear(6, 3), layer)
+def test_states_of_selects_the_stored_cells_while_disturb_covers_every_cell(run_file, tmp_path):
+    _, folder = run_file
     out = tmp_path / "run.h5"
-    assert main(["simulate", str(layer), "--tile", "4", "--batch", "2", "--engine", "fast", "--quiet",
+    assert main(["simulate", f"{folder}/lin.pt", "--tile", "4", "--batch", "2", "--engine", "fast", "--quiet",
                  "--transient", TILE, "--states-of", "0,0;2,3", "--out", str(out)]) == 0
     with h5py.File(out, "r") as h5:
         group = h5["tiles"][TILE]

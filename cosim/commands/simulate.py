@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cosim.commands.common import add_hardware_options, load_tensor, preset_from_args
+from cosim.commands.transient_read import add_transient_settings, check_transient_settings
 from cosim.errors import InputError
 
 if TYPE_CHECKING:
@@ -59,16 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                            "waveforms go to tiles/NAME/waveforms (see cosim waves)")
     tran.add_argument("--transient-vectors", type=int, default=1, metavar="N",
                       help="input vectors per transient tile (default 1)")
-    tran.add_argument("--t-stop", type=float, default=None, metavar="S",
-                      help="end of each transient (default 30e-9 s)")
-    tran.add_argument("--t-sample", type=float, default=None, metavar="S",
-                      help="ADC sample instant (default 25e-9 s, or 3/4 of --t-stop)")
-    tran.add_argument("--states-of", default=None, metavar="CELLS",
-                      help="cells whose device states are stored: 'all' (default), 'none' or "
-                           "'i,j;i,j' (0-based row,column within each transient tile)")
-    tran.add_argument("--disturb-threshold", type=float, default=None, metavar="FRACTION",
-                      help="warn when a transient read changes a conductance by more than this "
-                           "fraction (default 0.01)")
+    add_transient_settings(tran)
     run.add_argument("--calibration", metavar="CAL.json", help="fast-solver access calibration "
                      "(from `cosim calibrate`)")
     run.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
@@ -184,19 +176,11 @@ def check_transient_args(args: argparse.Namespace) -> TranSpec | None:
     given without --transient (or a transient off ngspice)."""
     from cosim.transient import tran_spec
 
-    given = [flag for flag, value in (("--t-stop", args.t_stop), ("--t-sample", args.t_sample),
-                                      ("--states-of", args.states_of),
-                                      ("--disturb-threshold", args.disturb_threshold)) if value is not None]
+    check_transient_settings(args, add="--transient NAME")
     if not args.transient:
-        if given:
-            raise InputError(f"{given[0]} only applies to transient reads; add --transient NAME")
         return None
-    if args.spice != "ngspice":
-        raise InputError(f"--transient runs ngspice (waveforms, raw file); drop --spice {args.spice}")
     if args.transient_vectors < 1:
         raise InputError(f"--transient-vectors must be >= 1, got {args.transient_vectors}")
-    if args.disturb_threshold is not None and not args.disturb_threshold > 0:
-        raise InputError(f"--disturb-threshold must be a fraction > 0, got {args.disturb_threshold}")
     return tran_spec(args.t_stop, args.t_sample)
 
 

@@ -26,29 +26,43 @@ def add_transient_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--transient", action="store_true",
                        help="run ngspice .tran: DAC step, op-amp TIA settling (--tia defaults to opamp), "
                             "ADC sample, live VTEAM states; waveforms go to --out (see cosim waves)")
+    add_transient_settings(group)
+
+
+def add_transient_settings(group: argparse._ArgumentGroup) -> None:
+    """The settings of a transient read (`cosim tile` and `cosim simulate`):
+    --t-stop, --t-sample, --states-of, --disturb-threshold."""
     group.add_argument("--t-stop", type=float, default=None, metavar="S",
                        help="end of the transient (default 30e-9 s)")
     group.add_argument("--t-sample", type=float, default=None, metavar="S",
                        help="ADC sample instant (default 25e-9 s, or 3/4 of --t-stop)")
     group.add_argument("--states-of", default=None, metavar="CELLS",
                        help="cells whose device states are stored: 'all' (default), 'none' or "
-                            "'i,j;i,j' (0-based row,column)")
+                            "'i,j;i,j' (0-based row,column within each transient tile)")
     group.add_argument("--disturb-threshold", type=float, default=None, metavar="FRACTION",
                        help="warn when a read changes a conductance by more than this fraction "
                             "(default 0.01)")
 
 
-def check_transient_options(args: argparse.Namespace) -> None:
-    """Transient settings without --transient, or a transient off ngspice: one line."""
+def check_transient_settings(args: argparse.Namespace, add: str = "--transient") -> None:
+    """One line for transient settings given without --transient (`add` says
+    what to add), a transient off ngspice, or a disturb limit that is no fraction."""
     given = [flag for flag, value in (("--t-stop", args.t_stop), ("--t-sample", args.t_sample),
                                       ("--states-of", args.states_of),
                                       ("--disturb-threshold", args.disturb_threshold)) if value is not None]
     if given and not args.transient:
-        raise InputError(f"{given[0]} only applies to transient reads; add --transient")
-    if args.transient and args.engine != "spice":
-        raise InputError(f"--transient runs ngspice; drop --engine {args.engine} (or use --engine spice)")
+        raise InputError(f"{given[0]} only applies to transient reads; add {add}")
     if args.transient and getattr(args, "spice", "ngspice") != "ngspice":
         raise InputError(f"--transient runs ngspice (waveforms, raw file); drop --spice {args.spice}")
+    if args.disturb_threshold is not None and not args.disturb_threshold > 0:
+        raise InputError(f"--disturb-threshold must be a fraction > 0, got {args.disturb_threshold}")
+
+
+def check_transient_options(args: argparse.Namespace) -> None:
+    """`cosim tile`: `check_transient_settings`, and a transient only with --engine spice."""
+    check_transient_settings(args)
+    if args.transient and args.engine != "spice":
+        raise InputError(f"--transient runs ngspice; drop --engine {args.engine} (or use --engine spice)")
 
 
 def run_transient_read(spec: TileSpec, v: np.ndarray,
