@@ -145,6 +145,16 @@ class LayerRecord:
     reference: np.ndarray
     chain_reference: np.ndarray
 
+    @property
+    def relative_error(self) -> float:
+        """What this layer's hardware costs: output vs `reference` (`relative_error`)."""
+        return relative_error(torch.from_numpy(self.output), torch.from_numpy(self.reference))
+
+    @property
+    def chain_relative_error(self) -> float:
+        """What has accumulated up to this layer: output vs `chain_reference`."""
+        return relative_error(torch.from_numpy(self.output), torch.from_numpy(self.chain_reference))
+
 
 def run_tile_task(task: TileTask) -> dict[str, np.ndarray]:
     """Solve one tile (runs in a worker process); arrays only, for pickling and .npz."""
