@@ -30,7 +30,7 @@ from cosim.config import Preset, load_preset
 from cosim.errors import InputError
 from cosim.orchestrate import SimOptions
 from cosim.tilecache import TileCache
-from cosim.training import binarize
+from cosim.training import TwoLevel
 
 _PRESET_FIELDS = {f.name for f in fields(Preset)} - {"name", "description"}
 _OPTION_FIELDS = {"split", "spice_max_tile", "calibration", "spice", "spice_timeout_s", "seed", "workers"}
@@ -69,25 +69,12 @@ class AnalogConv2d(nn.Conv2d):
         return _run(self, lambda t: self.cosim.conv2d(self.cosim_label, self, t), x)
 
 
-class AnalogBinaryLinear(AnalogLinear):
-    """cosim.training.BinaryLinear on crossbar tiles: alpha * sign(W) on two
-    device levels (`device_levels`, `crossbar_weight`, as Simulation maps it)."""
-
-    device_levels = 2
-
-    def crossbar_weight(self) -> torch.Tensor:
-        """The weight the array holds: alpha * sign(W) (outputs, inputs)."""
-        return binarize(self.weight).detach()
+class AnalogBinaryLinear(TwoLevel, AnalogLinear):
+    """cosim.training.BinaryLinear on crossbar tiles: alpha * sign(W) on two device levels."""
 
 
-class AnalogBinaryConv2d(AnalogConv2d):
+class AnalogBinaryConv2d(TwoLevel, AnalogConv2d):
     """cosim.training.BinaryConv2d on crossbar tiles, on two device levels."""
-
-    device_levels = 2
-
-    def crossbar_weight(self) -> torch.Tensor:
-        """The kernel the array holds: alpha * sign(W) (out, in / groups, kh, kw)."""
-        return binarize(self.weight).detach()
 
 
 class AnalogGRU(nn.GRU):

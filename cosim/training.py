@@ -110,17 +110,21 @@ def binarize(w: torch.Tensor) -> torch.Tensor:
     return _ste(w.clamp(-1, 1), q)
 
 
-class BinaryLinear(nn.Linear):
-    """Sign-binarised Linear (seed 002): forward with alpha * sign(W).
-
-    `cosim.orchestrate.Simulation` maps it onto two device levels (`device_levels`,
-    `cosim.mapping.map_binary`) from `crossbar_weight()`."""
+class TwoLevel:
+    """Mixin of layers whose array holds alpha * sign(W) on two device levels:
+    `cosim.orchestrate.Simulation` (and the `cosim.convert` twin) maps them with
+    `cosim.mapping.map_binary` from `crossbar_weight()`."""
 
     device_levels = 2
+    weight: torch.Tensor
 
     def crossbar_weight(self) -> torch.Tensor:
-        """The weight the array holds: alpha * sign(W) (outputs, inputs), no gradient."""
+        """The weight the array holds: alpha * sign(W) (the layer's weight shape), no gradient."""
         return binarize(self.weight).detach()
+
+
+class BinaryLinear(TwoLevel, nn.Linear):
+    """Sign-binarised Linear (seed 002): forward with alpha * sign(W); on two device levels."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, binarize(self.weight), self.bias)
@@ -135,14 +139,8 @@ class BinaryLinear(nn.Linear):
         return out
 
 
-class BinaryConv2d(nn.Conv2d):
-    """Sign-binarised Conv2d (seed 002); simulated on two device levels like BinaryLinear."""
-
-    device_levels = 2
-
-    def crossbar_weight(self) -> torch.Tensor:
-        """The kernel the array holds: alpha * sign(W) (out, in / groups, kh, kw), no gradient."""
-        return binarize(self.weight).detach()
+class BinaryConv2d(TwoLevel, nn.Conv2d):
+    """Sign-binarised Conv2d (seed 002); on two device levels like BinaryLinear."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, binarize(self.weight), self.bias)
@@ -150,8 +148,9 @@ class BinaryConv2d(nn.Conv2d):
 
 def binary_pairs(weight: torch.Tensor, device: VteamParams) -> tuple[torch.Tensor, torch.Tensor]:
     """Two-level device pairs of a binarised weight (outputs, inputs): +alpha -> (g_max, g_min),
-    -alpha -> (g_min, g_max); returns (g_pos, g_neg) as (inputs, outputs) in S."""
-    positive = (weight.detach() >= 0).T
-    g_hi = torch.full(positive.shape, device.g_max, dtype=torch.float64)
-    g_lo = torch.full(positive.shape, device.g_min, dtype=torch.float64)
-    return torch.where(positive, g_hi, g_lo), torch.where(positive, g_lo, g_hi)
+    -alpha -> (g_min, g_max); returns (g_pos, g_neg) as (inputs, outputs) in S
+    (`cosim.mapping.map_binary`, as tensors)."""
+    from cosim.mapping import map_binary
+
+    mapped = map_binary(weight.detach().double().cpu().numpy(), device)
+    return torch.from_numpy(mapped.g_pos), torch.from_numpy(mapped.g_neg)
