@@ -893,8 +893,13 @@ class FastTile:
         out = np.empty((v.shape[0], self.spec.cols))
         w_end = 1.0 / (self.spec.r_wire + tia_input_resistance(self.spec))
         for start in range(0, v.shape[0], chunk):
-            _, col, _ = self._nodes(v[start:start + chunk])
-            out[start:start + chunk] = w_end * col[:, -1, :]
+            part = v[start:start + chunk]
+            if self.mode == "linear":  # the column nodes of each read polarity
+                out[start:start + chunk] = sum(network.currents(polarity) for network, (_, polarity)
+                                               in zip(self.networks, self._polarities(part)))
+            else:
+                _, col, _ = self._nodes(part)
+                out[start:start + chunk] = w_end * col[:, -1, :]
         return out
 
     def node_voltages(self, v_dac: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -912,13 +917,10 @@ class FastTile:
             if self.factor is None:
                 return newton_node_voltages(spec, v, self.card)
             return chord_newton_nodes(spec, self.factor, self.g_channel, v, self.card)
-        parts = [(self.g_cell, v if self.g_cell_neg is None else np.maximum(v, 0.0))]
-        if self.g_cell_neg is not None:
-            parts.append((self.g_cell_neg, np.minimum(v, 0.0)))
         row = np.zeros((v.shape[0], spec.rows, spec.cols))
         col = np.zeros_like(row)
         mid = np.zeros_like(row) if spec.access == "nmos" else None
-        for k, (g_cell, part) in enumerate(parts):
+        for k, (g_cell, part) in enumerate(self._polarities(v)):
             if spec.r_wire > 0:
                 network = self.networks[k] if self.networks else chain_network(
                     g_cell, spec.r_wire, spec.r_driver, tia_input_resistance(spec))
@@ -930,6 +932,14 @@ class FastTile:
             if mid is not None:  # the memristor carries the cell current
                 mid += x - g_cell * (x - y) / spec.conductance
         return row, col, mid
+
+
+    def _polarities(self, v: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Linear mode: (cell conductances (R, C) S, DAC outputs (B, R) V) of
+        each read polarity: all of v, or max(v, 0) and min(v, 0) when calibrated."""
+        if self.g_cell_neg is None:
+            return [(self.g_cell, v)]
+        return [(self.g_cell, np.maximum(v, 0.0)), (self.g_cell_neg, np.minimum(v, 0.0))]
 
 
 def _resolve_mode(spec: TileSpec, nonlinear: str, calibration: "Calibration | None") -> str:

@@ -125,10 +125,22 @@ class ChainNetwork:
         `rx` and column nodes `ry` (B, R, C) (A); pinned row nodes get 0 V
         and ignore their injection (the interface of StructuredFactor.solve).
 
-        Preconditioned CG on the column nodes, every vector of the batch with
-        its own step sizes, until each residual is below `rtol` times its
-        right-hand side.
+        Preconditioned CG on the column nodes (`column_nodes`), then one
+        banded solve for the row nodes.
         """
+        first = self.first
+        gf = self.g[:, first:]
+        y = self.column_nodes(rx, ry, rtol, max_steps)
+        x = np.zeros_like(rx)
+        if gf.shape[1]:
+            x[:, :, first:] = self._row_solve(rx[:, :, first:] + gf * y[:, :, first:])
+        return x, y
+
+    def column_nodes(self, rx: np.ndarray, ry: np.ndarray, rtol: float = CG_RTOL,
+                     max_steps: int = CG_MAX_STEPS) -> np.ndarray:
+        """Column node voltages (B, R, C) (V) for injected currents as in `solve`:
+        preconditioned CG, every vector of the batch with its own step sizes,
+        until each residual is below `rtol` times its right-hand side."""
         first = self.first
         gf = self.g[:, first:]
         g_cm = np.ascontiguousarray(self.g.T)
@@ -164,14 +176,10 @@ class ChainNetwork:
         else:
             raise CosimError(f"conjugate gradients did not reach {rtol:g} in {max_steps} steps; "
                              "use method='structured' for this tile")
-        y = np.ascontiguousarray(np.swapaxes(y, 1, 2))  # (B, R, C)
-        x = np.zeros_like(rx)
-        if gf.shape[1]:
-            x[:, :, first:] = self._row_solve(rx_free + gf * y[:, :, first:])
-        return x, y
+        return np.ascontiguousarray(np.swapaxes(y, 1, 2))  # (B, R, C)
 
-    def node_voltages(self, v_dac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Row and column node voltages (B, R, C) (V) for DAC outputs (B, R) (V)."""
+    def _injections(self, v_dac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Currents the DACs (B, R) (V) inject at the row and column nodes (B, R, C) (A)."""
         batch = v_dac.shape[0]
         rows, cols = self.g.shape
         rx = np.zeros((batch, rows, cols))
@@ -182,15 +190,19 @@ class ChainNetwork:
             if cols > 1:
                 rx[:, :, 1] = self.w * v_dac
             ry[:, :, 0] = self.g[:, 0] * v_dac
-        x, y = self.solve(rx, ry)
+        return rx, ry
+
+    def node_voltages(self, v_dac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column node voltages (B, R, C) (V) for DAC outputs (B, R) (V)."""
+        x, y = self.solve(*self._injections(v_dac))
         if self.g_driver is None:
             x[:, :, 0] = v_dac
         return x, y
 
     def currents(self, v_dac: np.ndarray) -> np.ndarray:
-        """TIA input currents (B, C) (A) for DAC outputs (B, R) (V)."""
-        _, y = self.node_voltages(v_dac)
-        return self.w_end * y[:, -1, :]
+        """TIA input currents (B, C) (A) for DAC outputs (B, R) (V): the column
+        nodes alone, no row solve."""
+        return self.w_end * self.column_nodes(*self._injections(v_dac))[:, -1, :]
 
 
 def chain_network(g: np.ndarray, r_wire: float, r_driver: float, r_tia_in: float = 0.0) -> ChainNetwork:
