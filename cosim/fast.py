@@ -753,14 +753,6 @@ def chord_newton_nodes(spec: TileSpec, factor: "StructuredFactor | ChainNetwork"
                      "use nonlinear='newton' with method='splu' (full Newton) or the spice engine")
 
 
-def chord_newton_currents(spec: TileSpec, factor: "StructuredFactor | ChainNetwork", g_channel: float,
-                          v_dac: np.ndarray, card: dict[str, float], gmin: float = NGSPICE_GMIN,
-                          tol: float = NEWTON_VTOL, max_iter: int = NEWTON_MAX_ITER) -> np.ndarray:
-    """Exact DC column currents (B, C) (A) of a 1T1R tile with wires (`chord_newton_nodes`)."""
-    _, y, _ = chord_newton_nodes(spec, factor, g_channel, v_dac, card, gmin, tol, max_iter)
-    return y[:, -1, :] / (spec.r_wire + tia_input_resistance(spec))
-
-
 # --------------------------------------------------------------- apply
 
 
