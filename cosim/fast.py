@@ -601,11 +601,12 @@ def _nmos_current_and_slopes(vds: np.ndarray, vgs: np.ndarray, width: float, len
     return np.asarray(i0), np.asarray(gds), np.asarray(gm)
 
 
-def _newton_points(spec: TileSpec, v_dac: np.ndarray, card: dict[str, float] | None = None,
-                   gmin: float = NGSPICE_GMIN, tol: float = NEWTON_VTOL, max_iter: int = NEWTON_MAX_ITER
-                   ) -> Iterator[tuple[NodalGraph, np.ndarray, np.ndarray]]:
-    """Full Newton per input vector: yield (graph, node voltages of every
-    node class (V), NMOS drain currents (R*C,) (A)).
+def _newton_points(spec: TileSpec, graph: NodalGraph, v_dac: np.ndarray, card: dict[str, float],
+                   tol: float = NEWTON_VTOL, max_iter: int = NEWTON_MAX_ITER
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Full Newton per input vector on `graph` (`nodal_graph` with_nmos, its
+    gmin): yield (node voltages of every node class (V), NMOS drain currents
+    (R*C,) (A)).
 
     Unknowns: every row, column and memristor-NMOS node. Newton on KCL with
     all NMOS currents and slopes evaluated at once and the Jacobian (the
@@ -614,9 +615,7 @@ def _newton_points(spec: TileSpec, v_dac: np.ndarray, card: dict[str, float] | N
     The NMOS: drain at the memristor, source on the column, gate at
     v_wordline, bulk at ground, with gmin from drain and source to ground.
     """
-    card = card or access_card()
     n = spec.nmos
-    graph = nodal_graph(spec, spec.conductance, with_nmos=True, gmin=gmin)
     lap = graph.laplacian.tocsr()
     nu = graph.n_unknown
     l_uu = lap[:nu, :nu]
@@ -650,8 +649,7 @@ def _newton_points(spec: TileSpec, v_dac: np.ndarray, card: dict[str, float] | N
             raise CosimError(f"Newton did not converge in {max_iter} iterations for input vector {b}; "
                              "use --engine spice for this tile")
         vd, vs = x[drain], x[source]
-        yield graph, x, np.asarray(peripherals.nmos_level1_current(vd - vs, n.v_wordline - vs, n.width,
-                                                                    n.length, card))
+        yield x, np.asarray(peripherals.nmos_level1_current(vd - vs, n.v_wordline - vs, n.width, n.length, card))
 
 
 def newton_currents(spec: TileSpec, v_dac: np.ndarray, card: dict[str, float] | None = None,
@@ -659,15 +657,14 @@ def newton_currents(spec: TileSpec, v_dac: np.ndarray, card: dict[str, float] | 
                     max_iter: int = NEWTON_MAX_ITER) -> np.ndarray:
     """Exact DC column currents (B, C) (A) of a 1T1R tile, by full Newton
     (`_newton_points`; the reference for the chord iteration; any r_wire, r_driver)."""
+    graph = nodal_graph(spec, spec.conductance, with_nmos=True, gmin=gmin)
+    tia_rows = graph.laplacian.tocsr()[graph.tia]
+    src_tia = np.full(graph.laplacian.shape[0], -1)
+    src_tia[graph.tia] = np.arange(graph.tia.size)
+    into = src_tia[graph.col.ravel()]  # the TIA each NMOS source sits on, or -1
     out = np.empty((v_dac.shape[0], spec.cols))
-    for b, (graph, x, i_d) in enumerate(_newton_points(spec, v_dac, card, gmin, tol, max_iter)):
-        lap = graph.laplacian.tocsr()
-        current = -(lap[graph.tia] @ x)
-        src_tia = np.full(lap.shape[0], -1)
-        src_tia[graph.tia] = np.arange(graph.tia.size)
-        into = src_tia[graph.col.ravel()]
-        current += np.bincount(into[into >= 0], weights=i_d[into >= 0], minlength=spec.cols)
-        out[b] = current
+    for b, (x, i_d) in enumerate(_newton_points(spec, graph, v_dac, card or access_card(), tol, max_iter)):
+        out[b] = -(tia_rows @ x) + np.bincount(into[into >= 0], weights=i_d[into >= 0], minlength=spec.cols)
     return out
 
 
@@ -675,7 +672,9 @@ def newton_node_voltages(spec: TileSpec, v_dac: np.ndarray, card: dict[str, floa
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact DC row, column and memristor-NMOS node voltages (B, R, C) (V)
     of a 1T1R tile by full Newton (`_newton_points`)."""
-    nodes = [(x[graph.row], x[graph.col], x[graph.mid]) for graph, x, _ in _newton_points(spec, v_dac, card)]
+    graph = nodal_graph(spec, spec.conductance, with_nmos=True, gmin=NGSPICE_GMIN)
+    nodes = [(x[graph.row], x[graph.col], x[graph.mid])
+             for x, _ in _newton_points(spec, graph, v_dac, card or access_card())]
     return tuple(np.stack(k) for k in zip(*nodes))  # type: ignore[return-value]
 
 
