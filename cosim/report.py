@@ -47,6 +47,7 @@ import h5py
 import numpy as np
 
 from cosim.errors import CosimError, InputError
+from cosim.store import read_tile_spec
 
 #: Section ids, in page order.
 SECTIONS = ("run-config", "layer-errors", "tile-errors", "irdrop", "spot-checks", "error-histogram",
@@ -100,17 +101,8 @@ def run_config(h5: h5py.File) -> dict:
 
 
 def tile_spec(group: h5py.Group):
-    """The TileSpec of a RUN.h5 tile group: its `conductance` (S) if stored,
-    else g_pos and g_neg (S) interleaved as differential column pairs."""
-    from cosim.store import spec_from_config
-
-    if "conductance" in group:
-        g = group["conductance"][()]
-    else:
-        g_pos, g_neg = group["g_pos"][()], group["g_neg"][()]
-        g = np.empty((g_pos.shape[0], 2 * g_pos.shape[1]))
-        g[:, 0::2], g[:, 1::2] = g_pos, g_neg
-    return spec_from_config(group.attrs["config"], g, f"tile {group.name}")
+    """The TileSpec of a RUN.h5 tile group as the layer has it (`cosim.store.read_tile_spec`)."""
+    return read_tile_spec(group, as_run=False)
 
 
 # ------------------------------------------------------------------ html pieces
@@ -483,9 +475,9 @@ def waveforms_section(h5: h5py.File) -> str:
     parts = []
     for name in names:
         group = tiles[name]
-        config = json.loads(group["waveforms"].attrs.get("tile_config", group.attrs["config"]))
+        tia = read_tile_spec(group).tia  # as the transient ran it
         parts.append(f"<h3>tile {esc(name)}</h3><p>{esc(group.attrs['rows'])}x{esc(group.attrs['cols'])} "
-                     f"devices, TIA {esc(config['tia']['kind'])} (rs {config['tia']['rs']:g} ohm), "
+                     f"devices, TIA {esc(tia.kind)} (rs {tia.rs:g} ohm), "
                      f"{group['waveforms'].attrs['vectors']} input vector(s); {esc(disturb_line(group))}. "
                      f"All signals: <code>cosim waves {esc(Path(h5.filename).name)} --tile {esc(name)} "
                      f"--list</code></p>" + img(waveform_figure(group), f"waveforms of {name}"))

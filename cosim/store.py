@@ -77,16 +77,28 @@ def write_tile_group(group: h5py.Group, spec: TileSpec, voltages: np.ndarray, re
         write_waveforms(group, spec, result.waveforms, transient)
 
 
-def read_tile_spec(group: h5py.Group) -> TileSpec:
+def read_tile_spec(group: h5py.Group, as_run: bool = True) -> TileSpec:
     """The TileSpec a tile group was written from (its `config` attr and
-    conductances); for a tile of `cosim simulate --transient`, the tile as the
-    transient ran it (`waveforms` attr `tile_config`: the op-amp TIA)."""
-    if "config" not in group.attrs or "conductance" not in group:
+    conductances, `group_conductance`); for a tile of `cosim simulate
+    --transient` with `as_run`, the tile as the transient ran it (`waveforms`
+    attr `tile_config`: the op-amp TIA), else the layer's tile."""
+    if "config" not in group.attrs or not ("conductance" in group or "g_pos" in group):
         raise InputError(f"HDF5 group {group.name} is not a cosim tile (no config or conductance)")
     config = group.attrs["config"]
-    if "waveforms" in group and "tile_config" in group["waveforms"].attrs:
+    if as_run and "waveforms" in group and "tile_config" in group["waveforms"].attrs:
         config = group["waveforms"].attrs["tile_config"]
-    return spec_from_config(config, group["conductance"][()], f"tile {group.name}")
+    return spec_from_config(config, group_conductance(group), f"tile {group.name}")
+
+
+def group_conductance(group: h5py.Group) -> np.ndarray:
+    """(R, C) device conductances of a tile group (S): `conductance`, or a RUN.h5
+    tile's `g_pos` and `g_neg` (R, outputs) interleaved as columns 2k and 2k + 1."""
+    if "conductance" in group:
+        return group["conductance"][()]
+    g_pos, g_neg = group["g_pos"][()], group["g_neg"][()]
+    g = np.empty((g_pos.shape[0], 2 * g_pos.shape[1]))
+    g[:, 0::2], g[:, 1::2] = g_pos, g_neg
+    return g
 
 
 def spec_from_config(config_json: str, conductance: np.ndarray, where: str = "tile") -> TileSpec:
