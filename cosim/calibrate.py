@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from cosim import __version__
+from cosim import __version__, netsafe
 from cosim.config import NmosAccess, VteamParams, to_dict
 from cosim.errors import InputError
 from cosim.resources import resource_path
@@ -45,7 +45,8 @@ RANGE_TOLERANCE = 1e-6
 
 
 def _g(value: float) -> str:
-    return f"{float(value):.17g}"
+    """The netlist writers' one number formatter (`cosim.netsafe.number`): round trip, finite only."""
+    return netsafe.number(float(value))
 
 
 def file_sha256(path: Path) -> str:
@@ -106,13 +107,13 @@ class Calibration:
 
 
 def save_calibration(calibration: Calibration, path: str | Path) -> Path:
-    """Write `calibration` as JSON (the directory is created)."""
+    """Write `calibration` as JSON (the directory is created), atomically
+    (`cosim.atomic`: a failed write leaves no file and ends in one line)."""
+    from cosim.atomic import atomic_write_text, check_output_dir
+
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(calibration.to_json(), indent=2) + "\n")
-    tmp.replace(out)
-    return out
+    check_output_dir(out.parent, create=True)
+    return atomic_write_text(out, json.dumps(calibration.to_json(), indent=2) + "\n")
 
 
 def load_calibration(path: str | Path, card_path: str | Path | None = None) -> Calibration:
@@ -137,7 +138,12 @@ def load_calibration(path: str | Path, card_path: str | Path | None = None) -> C
                           r_access={p: np.asarray(fit[f"r_access_{p}_ohm"], dtype=float) for p in POLARITIES},
                           v_read=tuple(data["v_read"]), card_sha256=str(data["card_sha256"]),
                           provenance=dict(data.get("provenance", {})))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        fits = [cal.r_device, *cal.r_access.values()]  # untrusted: finite, > 0, one shape, a grid to interpolate
+        if (not np.all(np.isfinite([cal.width, cal.length, cal.v_wordline])) or cal.r_device.ndim != 1
+                or cal.r_device.size < 2 or any(a.shape != cal.r_device.shape or not np.all(np.isfinite(a))
+                                                or np.any(a <= 0) for a in fits)):
+            raise ValueError("fit")
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         raise InputError(f"{p} is not a cosim access calibration; write one with `cosim calibrate`") from None
     card = Path(card_path) if card_path else resource_path("models", "nmos_access.lib")
     if file_sha256(card) != cal.card_sha256:
@@ -172,7 +178,7 @@ def sweep_netlist(r_device: np.ndarray, nmos: NmosAccess, v_read: tuple[float, f
     lines += [".control", "set filetype=binary",
               "save " + " ".join(f"i(vs{k})" for k in range(len(r_device))) + " v(bl)",
               f"dc Vin {_g(lo)} {_g(hi)} {_g(step)}", f"write {RAW_NAME}", ".endc", ".end"]
-    return "\n".join(lines) + "\n"
+    return netsafe.check_ngspice(lines)  # the writers' final check of every line
 
 
 def sweep_cells(r_device: np.ndarray, nmos: NmosAccess, v_read: tuple[float, float] = (-0.3, 0.3),

@@ -16,7 +16,11 @@ adc, cell_1t1r, cell_1t1r_frozen, and `memristor` (the VTEAM with the tile's
 device parameters, which each writer defines in the netlist itself).
 
 Numbers: an `int` is written as an integer, a `float` as its shortest
-round-trip repr (`number`), so both dialects read back the very same double.
+round-trip repr (`number`), so both dialects read back the very same double;
+a NaN or infinity is refused. Names: the title carries the tile's name in
+its netlist-safe form (`TileSpec.netlist_name`, `cosim.netsafe`); every
+other name here is built from integers. Both writers pass every line
+through their final check (`cosim.netsafe.check_ngspice` / `check_vacask`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Union
 import numpy as np
 
 from cosim import device as vteam
-from cosim import peripherals
+from cosim import netsafe, peripherals
 from cosim.config import TranSpec
 from cosim.tile import TileSpec
 
@@ -51,11 +55,11 @@ LEGEND = (
 )
 
 
-def number(value: Value) -> str:
-    """An int as an integer; a float so that it reads back as the same double."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return str(int(value))
-    return repr(float(value))
+def number(value: Value, what: str = "a value") -> str:
+    """An int as an integer; a float so that it reads back as the same double;
+    NaN, infinities and non-numbers refused (`cosim.netsafe.number`, the one
+    number formatter of every netlist writer)."""
+    return netsafe.number(value, what)
 
 
 @dataclass(frozen=True)
@@ -198,7 +202,9 @@ def tile_circuit(spec: TileSpec, voltages: np.ndarray, mode: str = "op",
     tran = tran or TranSpec()
     codes = input_codes(spec, voltages)
     nodes = Nodes(spec)
-    title = f"cosim tile '{spec.name}' {spec.rows}x{spec.cols}, mode {mode}, {codes.shape[0]} input vector(s)"
+    # The name in its netlist-safe form (cosim.netsafe.netlist_name); the original stays in spec.name.
+    title = (f"cosim tile '{spec.netlist_name}' {number(spec.rows)}x{number(spec.cols)}, mode {mode}, "
+             f"{number(codes.shape[0])} input vector(s)")
     parts = (_drivers(spec, codes[0], nodes, mode) + _wires(spec, nodes) + _cells(spec, nodes, mode)
              + _readout(spec, nodes, mode, tran))
     device = None
@@ -213,8 +219,8 @@ def _header(spec: TileSpec, mode: str, tran: TranSpec) -> list[str]:
     access = "none (memristor only)" if spec.access == "none" else (
         f"nmos_access W={g(float(spec.nmos.width))} m L={g(float(spec.nmos.length))} m, "
         f"V_wl={g(float(spec.nmos.v_wordline))} V")
-    dac = "ideal" if spec.dac.bits is None else f"{spec.dac.bits} bit, +-{g(float(spec.dac.vfs))} V"
-    adc = "none" if spec.adc.bits is None else f"{spec.adc.bits} bit, +-{g(float(spec.adc.vfs))} V"
+    dac = "ideal" if spec.dac.bits is None else f"{g(int(spec.dac.bits))} bit, +-{g(float(spec.dac.vfs))} V"
+    adc = "none" if spec.adc.bits is None else f"{g(int(spec.adc.bits))} bit, +-{g(float(spec.adc.vfs))} V"
     out = [f"r_wire {g(float(spec.r_wire))} ohm per segment, r_driver {g(float(spec.r_driver))} ohm, "
            f"access {access}",
            f"TIA {spec.tia.kind} rs={g(float(spec.tia.rs))} ohm; DAC {dac}; ADC {adc}"]

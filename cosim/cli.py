@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from cosim import __version__
 from cosim.commands import COMMANDS
@@ -13,7 +16,9 @@ from cosim.errors import CosimError
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand listed in cosim.commands.COMMANDS."""
-    parser = argparse.ArgumentParser(prog="cosim", description=__doc__.splitlines()[0])
+    from cosim.commands.argtypes import OneLineParser  # a bad option is one `cosim: error:` line
+
+    parser = OneLineParser(prog="cosim", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"cosim {__version__}")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -22,9 +27,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(SystemExit):
+    """Raised in the main thread on SIGTERM, so that every cleanup a Ctrl-C
+    runs (simulator process groups killed, run directories removed, temporary
+    outputs deleted) runs too; `main` turns it into exit status 143."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(128 + signum)
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    """SIGINT -> KeyboardInterrupt, SIGTERM -> Terminated; recorded first, so
+    that a simulator being waited for is killed even if Python swallows the
+    exception (cosim.process.request_stop)."""
+    from cosim.process import request_stop
+
+    exc_type, args = (KeyboardInterrupt, ()) if signum == signal.SIGINT else (Terminated, (signum,))
+    if request_stop(exc_type, *args):
+        raise exc_type(*args)
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """While `main` runs, SIGTERM raises Terminated and SIGINT KeyboardInterrupt
+    (a SIGINT that was ignored when cosim started stays ignored); restored
+    after, for callers in-process."""
+    from cosim.process import clear_stop
+
+    clear_stop()
+    previous = {}
+    try:
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _on_signal)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, _on_signal)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        clear_stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `cosim` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    with _signals_raise():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.run(args) or 0)
     except CosimError as exc:
@@ -36,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cosim: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print("cosim: terminated (SIGTERM)", file=sys.stderr)
+        return int(exc.code)
     except BrokenPipeError:  # `cosim waves RUN.h5 --list | head`: the reader has gone
         import os
 

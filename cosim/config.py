@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,184 @@ from cosim.errors import InputError
 
 WINDOWS = ("clamp", "biolek", "joglekar", "prodromakis")
 RESISTANCE_MODELS = ("linear", "exponential")
+TIA_KINDS = ("ideal", "vcvs", "opamp")
+ACCESS_KINDS = ("none", "nmos")
+#: Converter resolutions (bits) cosim models; None (JSON null) means exact.
+BITS_RANGE = (2, 24)
+
+
+# ------------------------------------------------------------------ field rules
+#
+# Every field of every dataclass below has one Rule: its JSON type, unit, range
+# or allowlist. `__post_init__` checks them all (so a value from a preset
+# file, a RUN.h5 config attribute or Python is refused the same way) before
+# the relations between fields; `from_dict` adds the file and the JSON path
+# to the message: `preset x.json: device.r_on must be a number (ohm), got "1e3"`.
+
+
+class FieldError(InputError):
+    """One field of a config dataclass has the wrong type or an out-of-range value.
+
+    Attributes:
+        label: the dataclass as messages name it ('device', 'tia', ...).
+        field: the field name.
+        reason: what is wrong, e.g. 'must be > 0 (ohm), got -5'.
+    """
+
+    def __init__(self, label: str, field: str, reason: str) -> None:
+        super().__init__(f"{label}.{field} {reason}" if label else f"{field} {reason}")
+        self.label, self.field, self.reason = label, field, reason
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A value as a message shows it: JSON where it is JSON (`"1e3"`, `null`), else repr."""
+    try:
+        text = json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)  # numpy's bool is no Real
+
+
+def _finite(value: numbers.Real) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer beyond float range
+        return False
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one config field may hold.
+
+    Attributes:
+        kind: 'number', 'integer', 'string' or 'section' (a nested dataclass).
+        unit: unit shown in messages ('ohm', 'V', ...; '' for none).
+        low, high: bounds (None: unbounded); `low_open`/`high_open` make them strict.
+        optional: None (JSON null) is allowed.
+        choices: allowed strings (kind 'string'; empty: any string up to `max_len`).
+        section: the dataclass of a 'section' field.
+        max_len: longest string accepted (characters).
+        one_line: a string must hold no newline or other control character.
+    """
+
+    kind: str
+    unit: str = ""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    optional: bool = False
+    choices: tuple[str, ...] = ()
+    section: str = ""
+    max_len: int = 4096
+    one_line: bool = False
+
+    def expected(self) -> str:
+        """'a number (ohm)', 'an integer from 2 to 24 or null', ..."""
+        unit = f" ({self.unit})" if self.unit else ""
+        null = " or null" if self.optional else ""
+        if self.kind == "string":
+            if self.choices:
+                return "one of " + ", ".join(json.dumps(c) for c in self.choices) + null
+            return f"a string{null}"
+        if self.kind == "section":
+            return f"a JSON object {{...}} of {self.section} fields"
+        noun = "an integer" if self.kind == "integer" else "a number"
+        return f"{noun}{self.range_text()}{unit}{null}"
+
+    def range_text(self) -> str:
+        if self.low is not None and self.high is not None and not (self.low_open or self.high_open):
+            return f" from {self.low:g} to {self.high:g}"
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+        return (" " + " and ".join(parts)) if parts else ""
+
+    def problem(self, value: object) -> str | None:
+        """Why `value` does not fit (the reason part of a FieldError), or None."""
+        if value is None:
+            return None if self.optional else f"must be {self.expected()}, got null"
+        if self.kind == "section":
+            ok = isinstance(value, globals()[self.section])
+            return None if ok else f"must be {self.expected()}, got {shown(value)}"
+        if self.kind == "string":
+            if not isinstance(value, str):
+                return f"must be {self.expected()}, got {shown(value)}"
+            if self.choices and value not in self.choices:
+                return f"must be {self.expected()}, got {shown(value)}"
+            if len(value) > self.max_len:
+                return f"must be a string of at most {self.max_len} characters, got {len(value)}"
+            if self.one_line and any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+                return f"must be one line of text without control characters, got {shown(value)}"
+            return None
+        unit = f" ({self.unit})" if self.unit else ""
+        if not _is_number(value):
+            noun = "an integer" if self.kind == "integer" else "a number"
+            return f"must be {noun}{unit}, got {shown(value)}"
+        if self.kind == "integer" and not isinstance(value, numbers.Integral):
+            return f"must be an integer{unit}, got {shown(value)}"
+        if not _finite(value):
+            return f"must be a finite number{unit}, got {shown(value)}"
+        low_bad = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        high_bad = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        if low_bad or high_bad:
+            return f"must be {self.expected()}, got {shown(value)}"
+        return None
+
+
+def _num(unit: str = "", low: float | None = None, high: float | None = None, *, low_open: bool = False,
+         optional: bool = False) -> Rule:
+    return Rule("number", unit, low, high, low_open=low_open, optional=optional)
+
+
+_POSITIVE = dict(low=0.0, low_open=True)
+_BITS = Rule("integer", "bits", *BITS_RANGE, optional=True)
+
+
+#: How messages name each dataclass (the JSON key it sits under).
+LABELS = {"VteamParams": "device", "NmosAccess": "nmos", "TiaSpec": "tia", "DacSpec": "dac", "AdcSpec": "adc",
+          "TranSpec": "tran", "Preset": "preset"}
+#: The Rule of every field of every config dataclass, by class name.
+RULES: dict[str, dict[str, Rule]] = {
+    "VteamParams": {
+        "r_on": _num("ohm", **_POSITIVE), "r_off": _num("ohm", **_POSITIVE),
+        "v_on": _num("V", high=0.0), "v_off": _num("V", low=0.0),
+        "alpha_on": _num("1", **_POSITIVE), "alpha_off": _num("1", **_POSITIVE),
+        "k_on": _num("m/s"), "k_off": _num("m/s"), "w_on": _num("m"), "w_off": _num("m"),
+        "window": Rule("string", choices=WINDOWS), "window_p": Rule("integer", "", 1, 64),
+        "resistance_model": Rule("string", choices=RESISTANCE_MODELS), "g_leak": _num("S", low=0.0)},
+    "NmosAccess": {"width": _num("m", **_POSITIVE), "length": _num("m", **_POSITIVE),
+                   "v_wordline": _num("V", **_POSITIVE)},
+    "TiaSpec": {"kind": Rule("string", choices=TIA_KINDS), "rs": _num("ohm", **_POSITIVE),
+                "a0": _num("V/V", **_POSITIVE), "gbw": _num("Hz", **_POSITIVE), "vsat": _num("V", **_POSITIVE)},
+    "DacSpec": {"bits": _BITS, "vfs": _num("V", **_POSITIVE), "delay": _num("s", low=0.0),
+                "rise": _num("s", **_POSITIVE)},
+    "AdcSpec": {"bits": _BITS, "vfs": _num("V", **_POSITIVE)},
+    "TranSpec": {"t_stop": _num("s", **_POSITIVE), "t_step": _num("s", **_POSITIVE),
+                 "t_sample": _num("s", **_POSITIVE), "t_max_step": _num("s", **_POSITIVE, optional=True)},
+    "Preset": {"name": Rule("string", max_len=200, one_line=True), "description": Rule("string"),
+               "device": Rule("section", section="VteamParams"), "v_read": _num("V", **_POSITIVE),
+               "r_wire": _num("ohm", low=0.0), "r_driver": _num("ohm", low=0.0),
+               "access": Rule("string", choices=ACCESS_KINDS), "nmos": Rule("section", section="NmosAccess"),
+               "tia": Rule("section", section="TiaSpec"), "dac_bits": _BITS, "adc_bits": _BITS},
+}
+#: Fields that are themselves config dataclasses (JSON objects), by class name.
+SECTIONS = {"Preset": {"device": "VteamParams", "nmos": "NmosAccess", "tia": "TiaSpec"}}
+
+
+def check_fields(obj: Any) -> None:
+    """Check every field of config dataclass `obj` against its Rule (FieldError on the first misfit)."""
+    name = type(obj).__name__
+    for field, rule in RULES[name].items():
+        reason = rule.problem(getattr(obj, field))
+        if reason:
+            raise FieldError(LABELS[name], field, reason)
 
 
 @dataclass(frozen=True)
@@ -63,6 +244,7 @@ class VteamParams:
     g_leak: float = 1e-12
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if not 0 < self.r_on < self.r_off:
             raise InputError(f"VTEAM needs 0 < r_on < r_off, got r_on={self.r_on}, r_off={self.r_off}")
         if not self.v_on < 0 < self.v_off:
@@ -71,13 +253,6 @@ class VteamParams:
             raise InputError(f"VTEAM needs k_on < 0 < k_off, got k_on={self.k_on}, k_off={self.k_off}")
         if not self.w_off > self.w_on:
             raise InputError(f"VTEAM needs w_off > w_on, got w_on={self.w_on}, w_off={self.w_off}")
-        if self.window not in WINDOWS:
-            raise InputError(f"unknown VTEAM window {self.window!r}; use one of {', '.join(WINDOWS)}")
-        if self.resistance_model not in RESISTANCE_MODELS:
-            raise InputError(f"unknown resistance model {self.resistance_model!r}; "
-                             f"use one of {', '.join(RESISTANCE_MODELS)}")
-        if int(self.window_p) != self.window_p or self.window_p < 1:
-            raise InputError(f"window_p must be an integer >= 1, got {self.window_p}")
 
     @property
     def g_min(self) -> float:
@@ -106,8 +281,7 @@ class NmosAccess:
     v_wordline: float = 1.8
 
     def __post_init__(self) -> None:
-        if self.width <= 0 or self.length <= 0:
-            raise InputError(f"access transistor needs W, L > 0, got W={self.width}, L={self.length}")
+        check_fields(self)
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
@@ -115,28 +289,61 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
-def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
-    """Build dataclass `cls` from `data`, refusing unknown keys in one line."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+def json_kind(value: object) -> str:
+    """What a JSON value is, for messages: 'a list', 'a string', 'null', ..."""
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "a boolean"), (str, "a string"), (list, "a list"), (dict, "an object")):
+        if isinstance(value, kind):
+            return name
+    return "a number" if _is_number(value) else f"a {type(value).__name__}"
+
+
+def from_dict(cls: type, data: Any, where: str = "config", path: str = "") -> Any:
+    """Build config dataclass `cls` from JSON `data`, checking every field
+    (`RULES`) and refusing unknown keys, in one line that names `where` (the
+    file) and the field's JSON path, e.g. `preset x.json: device.r_on must be
+    a number (ohm), got "1e3"`. `path` is the JSON path of `data` ('device.')."""
+    here = path.rstrip(".") or "the top level"
+    if not isinstance(data, dict):
+        value = "" if data is None else f" {shown(data, 40)}"
+        raise InputError(f"{where}: {here} must be a JSON object {{...}} of {cls.__name__} fields, "
+                         f"got {json_kind(data)}{value}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(str(key) for key in data if key not in names)
     if unknown:
-        raise InputError(f"{where}: unknown field(s) {', '.join(unknown)} for {cls.__name__}; "
-                         f"known: {', '.join(sorted(names))}")
-    return cls(**data)
+        raise InputError(f"{where}: unknown field(s) {', '.join(path + k for k in unknown)[:200]}"
+                         f"{' in ' + here if path else ''}; known: {', '.join(names)}")
+    values = dict(data)
+    for key, section in SECTIONS.get(cls.__name__, {}).items():
+        if key in values:
+            values[key] = from_dict(globals()[section], values[key], where, f"{path}{key}.")
+    try:
+        return cls(**values)
+    except FieldError as exc:
+        raise InputError(f"{where}: {path}{exc.field} {exc.reason}") from None
+    except InputError as exc:  # a relation between fields, e.g. r_on < r_off
+        raise InputError(f"{where}: {here}: {exc}") from None
 
 
-def load_json(path: Path | str) -> dict[str, Any]:
-    """Read a JSON file, with one clear line on a missing or broken file."""
+def load_json(path: Path | str) -> Any:
+    """Read a JSON file, with one clear line on a missing, unreadable or broken file."""
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"config file {p} does not exist")
+        what = "is a directory, not a file" if p.is_dir() else "does not exist"
+        raise InputError(f"config file {p} {what}; give a JSON file")
     try:
-        return json.loads(p.read_text())
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"config file {p} is not UTF-8 text; give a JSON file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read config file {p}: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"config file {p} is not valid JSON (line {exc.lineno}): {exc.msg}") from None
-
-
-TIA_KINDS = ("ideal", "vcvs", "opamp")
+    except RecursionError:
+        raise InputError(f"config file {p} nests its JSON too deeply; give a flat preset") from None
 
 
 @dataclass(frozen=True)
@@ -161,18 +368,7 @@ class TiaSpec:
     vsat: float = 1.5
 
     def __post_init__(self) -> None:
-        if self.kind not in TIA_KINDS:
-            raise InputError(f"unknown TIA kind {self.kind!r}; use one of {', '.join(TIA_KINDS)}")
-        if not self.rs > 0:
-            raise InputError(f"TIA feedback resistance rs must be > 0 ohm, got {self.rs}")
-
-
-def _check_converter(kind: str, bits: int | None, vfs: float) -> None:
-    """One line for a DAC/ADC resolution or full scale out of range."""
-    if bits is not None and not (isinstance(bits, int) and 2 <= bits <= 24):
-        raise InputError(f"{kind} bits must be an integer from 2 to 24 (or None), got {bits}")
-    if not vfs > 0:
-        raise InputError(f"{kind} full scale vfs must be > 0 V, got {vfs}")
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -192,7 +388,7 @@ class DacSpec:
     rise: float = 1e-9
 
     def __post_init__(self) -> None:
-        _check_converter("DAC", self.bits, self.vfs)
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -208,7 +404,7 @@ class AdcSpec:
     vfs: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_converter("ADC", self.bits, self.vfs)
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -228,6 +424,7 @@ class TranSpec:
     t_max_step: float | None = 0.1e-9
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if not 0 < self.t_step < self.t_stop:
             raise InputError(f"transient needs 0 < t_step < t_stop, got t_step={self.t_step}, "
                              f"t_stop={self.t_stop}")
@@ -266,10 +463,7 @@ class Preset:
     adc_bits: int | None = 8
 
     def __post_init__(self) -> None:
-        if not self.v_read > 0:
-            raise InputError(f"preset {self.name}: v_read must be > 0 V, got {self.v_read}")
-        _check_converter("DAC", self.dac_bits, self.v_read)
-        _check_converter("ADC", self.adc_bits, 1.0)
+        check_fields(self)
 
     def with_(self, **changes: Any) -> "Preset":
         """A copy with some fields changed."""
@@ -280,7 +474,14 @@ PRESET_NAMES = ("seed000_vteam", "seed001_mlp")
 
 
 def load_preset(name_or_path: str) -> Preset:
-    """A preset by name (cosim/presets/NAME.json) or from a JSON file path."""
+    """A preset by name (cosim/presets/NAME.json) or from a JSON file path.
+
+    Every field is checked (type, unit range, allowlist; unknown keys are
+    refused) with its JSON path in the one-line message. A file may leave out
+    top-level fields or whole sections: cosim then uses its defaults (those of
+    `Preset`, seed 000) and says which, once per file, in one warning line on
+    stderr. Inside a section that is given, absent fields take that section's
+    dataclass defaults silently (the bundled presets give no op-amp a0/gbw/vsat)."""
     from cosim.resources import resource_path
 
     if name_or_path in PRESET_NAMES:
@@ -291,11 +492,35 @@ def load_preset(name_or_path: str) -> Preset:
             raise InputError(f"preset {name_or_path!r} is neither a preset name ({', '.join(PRESET_NAMES)}) "
                              "nor an existing JSON file")
         name = path.stem
-    data = dict(load_json(path))
+    data = load_json(path)
     where = f"preset {path}"
-    nested = {"device": VteamParams, "nmos": NmosAccess, "tia": TiaSpec}
-    for key, cls in nested.items():
-        if key in data:
-            data[key] = from_dict(cls, data[key], where)
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: the top level must be a JSON object {{\"device\": {{...}}, \"r_wire\": ...}}, "
+                         f"got {json_kind(data)}")
+    data = dict(data)
     data.setdefault("name", name)
-    return from_dict(Preset, data, where)
+    preset = from_dict(Preset, data, where)
+    missing = [key for key in RULES["Preset"] if key not in data and key != "description"]
+    if missing:
+        _warn_once(str(path), f"{where} does not set {', '.join(missing)}; using cosim's defaults: "
+                   + "; ".join(_default_text(preset, key) for key in missing))
+    return preset
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    """One `cosim: warning:` line on stderr, once per process for `key`."""
+    if key not in _WARNED:
+        _WARNED.add(key)
+        print(f"cosim: warning: {message}", file=sys.stderr)
+
+
+def _default_text(preset: Preset, key: str) -> str:
+    """A defaulted preset field as the missing-fields warning shows it."""
+    value = getattr(preset, key)
+    if dataclasses.is_dataclass(value):
+        return f"{key} {json.dumps(to_dict(value), separators=(',', ':'))}"
+    unit = RULES["Preset"][key].unit
+    return f"{key} {shown(value)}{' ' + unit if unit else ''}"

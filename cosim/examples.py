@@ -120,17 +120,18 @@ def write_layer_example(name: str, directory: Path) -> list[Path]:
     """Write example `name` (a LAYER_EXAMPLES entry) as .pt files; returns the paths."""
     import torch
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    from cosim.atomic import atomic_opens, check_output_dir
+
+    directory = check_output_dir(directory, create=True)
     stem = name.replace("-", "_")
     if name == "mlp-digits":
         model, _ = make_mlp_digits()
         x, y = digits_data()
-        torch.save(x[:64].clone(), directory / "digits_x.pt")
-        torch.save(y[:64].clone(), directory / "digits_y.pt")
-        extra = [directory / "digits_x.pt", directory / "digits_y.pt"]
+        objects = {f"{stem}.pt": model, "digits_x.pt": x[:64].clone(), "digits_y.pt": y[:64].clone()}
     else:
-        model = {"linear": make_linear, "conv": make_conv, "gru": make_gru}[name]()
-        extra = []
-    torch.save(model, directory / f"{stem}.pt")
-    return [directory / f"{stem}.pt", *extra]
+        objects = {f"{stem}.pt": {"linear": make_linear, "conv": make_conv, "gru": make_gru}[name]()}
+    paths = [directory / file for file in objects]
+    with atomic_opens(paths, "wb") as handles:  # all files appear, complete, or none
+        for obj, handle in zip(objects.values(), handles):
+            torch.save(obj, handle)
+    return paths

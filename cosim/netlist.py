@@ -11,6 +11,9 @@ Two modes:
 Node names tell row and column (see `NODE_LEGEND`). Netlists are written as
 text directly: building PySpice Circuit objects is ~30x slower at 128x128.
 `input_codes`, `dac_output` and `MODES` live in `cosim.circuit` (re-exported).
+Names and numbers reach the text only through `cosim.netsafe` (safe names,
+finite numbers), and `tile_netlist` returns only text that passed
+`cosim.netsafe.check_ngspice`.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cosim import netsafe
 from cosim.circuit import LEGEND, MODES, Comment, Instances, Part, Resistors, Source, TileCircuit
 from cosim.circuit import Nodes as _Nodes
 from cosim.circuit import dac_output, input_codes, number, tile_circuit
 from cosim.config import TranSpec
+from cosim.errors import InputError
 from cosim.resources import resource_path
 from cosim.tile import TileSpec
 
@@ -65,8 +70,9 @@ def netlist_dir_files(spec: TileSpec, mode: str) -> list[tuple[str, str]]:
 
 
 def _g(value: float) -> str:
-    """A number written so that it reads back as the same double (shortest round trip)."""
-    return repr(float(value))
+    """A float written so that it reads back as the same double (shortest round
+    trip); NaN and infinities refused (`cosim.netsafe.number`)."""
+    return netsafe.number(float(value))
 
 
 def tile_netlist(spec: TileSpec, voltages: np.ndarray, mode: str = "op",
@@ -87,7 +93,7 @@ def tile_netlist(spec: TileSpec, voltages: np.ndarray, mode: str = "op",
     """
     circuit = tile_circuit(spec, voltages, mode, tran)
     lines = [f"* {circuit.title}"] + [f"* {text}" for text in circuit.header]
-    lines.append(NODE_LEGEND)
+    lines += NODE_LEGEND.split("\n")  # one comment line each
     lines += [includes.line(folder, name) for folder, name in included_files(spec, mode)]
     if circuit.device is not None:
         lines += _memristor_wrapper(circuit.device)
@@ -95,7 +101,7 @@ def tile_netlist(spec: TileSpec, voltages: np.ndarray, mode: str = "op",
         lines += _part_lines(part)
     lines += _control(circuit, save_all)
     lines.append(".end")
-    return "\n".join(lines) + "\n"
+    return netsafe.check_ngspice(lines)  # the last wall: no line may do what cosim did not write
 
 
 def _memristor_wrapper(device: dict[str, float]) -> list[str]:
@@ -168,12 +174,38 @@ def _control(circuit: TileCircuit, save_all: bool) -> list[str]:
 def write_netlist_dir(spec: TileSpec, voltages: np.ndarray, directory: Path, mode: str = "op",
                       tran: TranSpec | None = None) -> Path:
     """A self-contained netlist directory: tile.cir plus copies of every
-    included file; runs as `cd DIR && ngspice -b tile.cir`. Returns tile.cir."""
+    included file; runs as `cd DIR && ngspice -b tile.cir`. Returns tile.cir.
+
+    Written atomically (`cosim.atomic.atomic_dir`): the files go into a
+    hidden temporary directory beside `directory`, which is renamed into
+    place when complete; a failed write leaves neither. Missing parent
+    directories are created. An existing `directory` is replaced only when
+    it holds nothing but what this writer produces (tile.cir, the shipped
+    include files, ngspice's tile.raw): an earlier netlist directory or a
+    golden one; anything else is refused in one line."""
+    from cosim.atomic import atomic_dir, check_output_dir
+
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    if directory.resolve() in (Path.cwd(), *Path.cwd().parents):
+        raise InputError(f"cannot write the netlist directory {directory}: it is the current directory "
+                         "or holds it; give a new directory name")
+    if not directory.parent.is_dir():
+        check_output_dir(directory.parent, create=True)
     text = tile_netlist(spec, voltages, mode, tran, includes=Includes(local=True))
-    for folder, name in netlist_dir_files(spec, mode):
-        (directory / name).write_text(resource_path(folder, name).read_text())
-    target = directory / "tile.cir"
-    target.write_text(text)
-    return target
+    with atomic_dir(directory, replace=_holds_only_netlist_files, mark=False) as tmp:
+        for folder, name in netlist_dir_files(spec, mode):
+            (tmp / name).write_text(resource_path(folder, name).read_text())
+        (tmp / "tile.cir").write_text(text)  # an OSError here: atomic_dir removes tmp, one line names directory
+    return directory / "tile.cir"
+
+
+def _holds_only_netlist_files(directory: Path) -> bool:
+    """True when every entry of `directory` is a plain file that a netlist
+    directory holds (so replacing it loses nothing a user wrote)."""
+    from cosim.atomic import MARKER
+
+    shipped = {p.name for known in (resource_path("circuits", "opamp.cir"), resource_path("models", "vteam.lib"))
+               for p in known.parent.iterdir() if p.is_file() and p.suffix in (".cir", ".lib", ".va")}
+    allowed = shipped | {"tile.cir", RAW_NAME, MARKER}
+    return all(entry.is_file() and not entry.is_symlink() and entry.name in allowed
+               for entry in directory.iterdir())

@@ -216,26 +216,30 @@ def make_network(name: str) -> tuple[nn.Module, float | None]:
 def write_network(name: str, directory: Path) -> list[Path]:
     """torch.save a NETWORKS entry as NAME.pt in `directory`; returns the path."""
     model, _ = make_network(name)
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    from cosim.atomic import atomic_open, check_output_dir
+
+    directory = check_output_dir(directory, create=True)
     path = directory / f"{name.replace('-', '_')}.pt"
-    torch.save(model, path)
+    with atomic_open(path, "wb") as handle:  # a failed write leaves no file
+        torch.save(model, handle)
     return [path]
 
 
 def load_network(path: Path | str) -> nn.Module:
     """A torch.save'd model built from torch.nn modules and the classes here,
     loaded with weights_only=True (no pickle code runs), in eval mode."""
-    from cosim.layers import SUPPORTED, load_layer
+    from cosim.layers import SUPPORTED, is_torchscript, load_layer
 
     p = Path(path)
     if not p.is_file():
         raise InputError(f"model file {p} does not exist; save a model with torch.save(model, '{p.name}')")
+    if is_torchscript(p):
+        return load_layer(p)  # refused in one line, before torch reads the archive
     try:
         with torch.serialization.safe_globals([*SUPPORTED, *NETWORK_CLASSES]):
             model = torch.load(p, map_location="cpu", weights_only=True)
     except Exception:
-        return load_layer(p)  # TorchScript, or one line saying what is not supported
+        return load_layer(p)  # one line saying what is not supported (TorchScript refused)
     if not isinstance(model, nn.Module):
         raise InputError(f"{p} holds a {type(model).__name__}, not a module; save the model itself")
     model.eval()

@@ -25,6 +25,7 @@ from cosim.config import DacSpec, Preset
 from cosim.engines import solve
 from cosim.errors import InputError
 from cosim.executors import map_tasks
+from cosim.process import check_timeout
 from cosim.layers import steps
 from cosim.nonideal import NonIdeal, apply as apply_nonideal, label_rng
 from cosim.mapping import (MappedMatrix, currents_to_outputs, input_range, inputs_to_voltages,
@@ -84,6 +85,7 @@ class SimOptions:
             raise InputError(f"--tile must be at least 2, got {self.tile}")
         if self.spot_check < 0 or self.workers < 1:
             raise InputError("--spot-check must be >= 0 and --workers >= 1")
+        check_timeout(self.spice_timeout_s, "--spice-timeout")
 
 
 @dataclass
@@ -155,6 +157,16 @@ class LayerRecord:
         """What has accumulated up to this layer: output vs `chain_reference`."""
         return relative_error(torch.from_numpy(self.output), torch.from_numpy(self.chain_reference))
 
+    @property
+    def absolute_error(self) -> float:
+        """||output - reference|| in the layer's units (all-zero weights leave no relative error)."""
+        return absolute_error(torch.from_numpy(self.output), torch.from_numpy(self.reference))
+
+    @property
+    def chain_absolute_error(self) -> float:
+        """||output - chain_reference|| in the layer's units."""
+        return absolute_error(torch.from_numpy(self.output), torch.from_numpy(self.chain_reference))
+
 
 def run_tile_task(task: TileTask) -> dict[str, np.ndarray]:
     """Solve one tile (runs in a worker process); arrays only, for pickling and .npz."""
@@ -167,6 +179,13 @@ def run_tile_task(task: TileTask) -> dict[str, np.ndarray]:
     result = solve(task.spec, task.voltages, engine=task.engine, **options)
     return {"current": result.current, "vout": result.vout, "wall_s": np.array(result.wall_s),
             "netlist": np.array(result.netlist or "")}
+
+
+def task_layout(task: TileTask) -> dict[str, tuple[tuple[int, ...], str]]:
+    """What `run_tile_task` returns for `task` (shapes and dtype kinds), to
+    check a checkpoint against before it is reused."""
+    shape = (task.voltages.shape[0], task.spec.cols)
+    return {"current": (shape, "f"), "vout": (shape, "f"), "wall_s": ((), "f"), "netlist": ((), "U")}
 
 
 def estimate_spice_seconds(rows: int, cols: int, vectors: int) -> float:
@@ -218,9 +237,9 @@ class Simulation:
             step_in = out
             if not step.analog:
                 out = _float_step(step.module, out)
-            elif isinstance(step.module, nn.Linear) or _original(step.module) == "Linear":
+            elif isinstance(step.module, nn.Linear):
                 out = self.linear(name, step.module, out)
-            elif isinstance(step.module, nn.Conv2d) or _original(step.module) == "Conv2d":
+            elif isinstance(step.module, nn.Conv2d):
                 out = self.conv2d(name, step.module, out)
             else:
                 out = self.gru(name, step.module, out)
@@ -235,7 +254,7 @@ class Simulation:
         def first(value: object) -> np.ndarray:
             return (value[0] if isinstance(value, tuple) else value).numpy()
 
-        kind = _original(module) or type(module).__name__
+        kind = type(module).__name__
         self.layers[name] = LayerRecord(name, kind, first(out), first(_float_step(module, step_in)), first(chain))
 
     def linear(self, name: str, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -353,7 +372,7 @@ class Simulation:
             self._warn_spice_time(tasks)
             pending = []
             for task in tasks:
-                saved = self.checkpoint.load(task.key) if self.checkpoint else None
+                saved = self.checkpoint.load(task.key, task_layout(task)) if self.checkpoint else None
                 if saved is None:
                     pending.append(task)
                 else:
@@ -494,10 +513,6 @@ def _float_step(module: nn.Module, value: object) -> object:
         return tuple(t.double() for t in out) if isinstance(out, tuple) else out.double()
 
 
-def _original(module: nn.Module) -> str:
-    return getattr(module, "original_name", "")
-
-
 def _np(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().double().cpu().numpy()
 
@@ -517,3 +532,9 @@ def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
     ref = float(torch.linalg.vector_norm(reference.double()))
     err = float(torch.linalg.vector_norm(value.double() - reference.double()))
     return err / ref if ref > 0 else (0.0 if err == 0 else math.inf)
+
+
+def absolute_error(value: torch.Tensor, reference: torch.Tensor) -> float:
+    """||value - reference|| (Frobenius), in the layer's output units: what is
+    reported where ||reference|| = 0 (all-zero weights) leaves no relative error."""
+    return float(torch.linalg.vector_norm(value.double() - reference.double()))

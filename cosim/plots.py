@@ -1,7 +1,8 @@
 """Figures and tables for hardware engineers: waveforms as a matplotlib PNG,
 an interactive plotly HTML page or CSV, and heatmaps (IR-drop maps) as PNG.
 Every axis carries its units; values are scaled to an SI prefix for display
-(CSV keeps plain SI units)."""
+(CSV keeps plain SI units). Every file is written atomically (`cosim.atomic`):
+a failed write leaves no file and no temporary, and ends in one line."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cosim.atomic import atomic_open
 from cosim.waveforms import Signal
 
 #: Panel order and y-axis quantity of each unit.
@@ -34,6 +36,14 @@ def si_scale(values: np.ndarray, units: str) -> tuple[float, str]:
         if peak >= candidate * 0.999:
             scale, prefix = candidate, name
     return 1.0 / scale, prefix + units
+
+
+def save_figure(fig, path: Path | str, *, dpi: int = 110, format: str = "png") -> Path:
+    """Write a matplotlib figure to `path` atomically, in `format` (given
+    explicitly: the temporary name must not choose it)."""
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format=format, dpi=dpi)
+    return Path(path)
 
 
 def _panels(signals: Sequence[Signal]) -> list[tuple[str, list[Signal]]]:
@@ -72,8 +82,7 @@ def plot_waveforms_png(time: np.ndarray, signals: Sequence[Signal], path: Path |
     axes[-1].set_xlabel(f"time ({t_label})" + ("; dashed: ADC sample" if t_sample is not None else ""))
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=110)
-    return Path(path)
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_waveforms_html(time: np.ndarray, signals: Sequence[Signal], path: Path | str, title: str = "",
@@ -98,7 +107,8 @@ def plot_waveforms_html(time: np.ndarray, signals: Sequence[Signal], path: Path 
             fig.add_vline(x=t_sample * t_scale, line_dash="dash", line_color="gray", row=row, col=1)
     fig.update_xaxes(title_text=f"time ({t_label})", row=len(panels), col=1)
     fig.update_layout(title=title, height=280 * len(panels) + 120, template="plotly_white")
-    fig.write_html(path, include_plotlyjs=True, full_html=True)
+    with atomic_open(path, "w") as handle:
+        fig.write_html(handle, include_plotlyjs=True, full_html=True)
     return Path(path)
 
 
@@ -107,7 +117,8 @@ def write_waveforms_csv(time: np.ndarray, signals: Sequence[Signal], path: Path 
     each column with its units, e.g. `time (s),col0.vout (V)`."""
     header = ",".join(["time (s)"] + [f"{s.name} ({s.units})" for s in signals])
     table = np.column_stack([time] + [s.values for s in signals])
-    np.savetxt(path, table, delimiter=",", header=header, comments="", fmt="%.12g")
+    with atomic_open(path, "w", newline="") as handle:
+        np.savetxt(handle, table, delimiter=",", header=header, comments="", fmt="%.12g")
     return Path(path)
 
 
@@ -130,5 +141,4 @@ def plot_heatmap_png(values: np.ndarray, path: Path | str, title: str, label: st
     ax.set_xlabel("column j (row drivers at the left)")
     ax.set_ylabel("row i (TIAs below the last row)")
     ax.set_title(title, fontsize=10)
-    fig.savefig(path, dpi=110)
-    return Path(path)
+    return save_figure(fig, path, dpi=110)

@@ -37,17 +37,19 @@ import base64
 import html
 import io
 import json
-import os
+import math
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from cosim import h5check
+from cosim.config import json_kind
 from cosim.errors import CosimError, InputError
 from cosim.store import read_tile_spec
+from cosim.waveforms import plain_text
 
 #: Section ids, in page order.
 SECTIONS = ("run-config", "layer-errors", "tile-errors", "irdrop", "spot-checks", "error-histogram",
@@ -76,6 +78,17 @@ p.note { color: #444; font-size: 0.9em; }
 
 
 # ------------------------------------------------------------------ input
+#
+# RUN.h5 is untrusted input: every group, dataset and attribute the page
+# uses is read through cosim.h5check (kind, dtype, shape, range checked; no
+# links or external storage followed) and the tile that is re-simulated for
+# the IR-drop map is rebuilt only through cosim.store.read_tile_spec, which
+# checks every config field. Anything else ends in one line.
+
+#: What a message about a run file ends with.
+RUN_FIX = "make a run file with cosim simulate"
+#: Engines a RUN.h5 tile may name.
+TILE_ENGINES = ("spice", "fast", "ideal")
 
 
 def open_run(path: Path | str) -> h5py.File:
@@ -85,24 +98,104 @@ def open_run(path: Path | str) -> h5py.File:
         raise InputError(f"{p} does not exist; give a RUN.h5 written by cosim simulate")
     try:
         h5 = h5py.File(p, "r")
-    except OSError:
-        raise InputError(f"{p} is not an HDF5 file; give a RUN.h5 written by cosim simulate") from None
-    missing = [key for key in ("inputs", "outputs", "ideal", "tiles") if key not in h5]
-    if missing or "config" not in h5.attrs:
+    except OSError as exc:
+        detail = (str(exc).strip().splitlines() or [""])[0].replace("Unable to synchronously open file ", "")[:100]
+        raise InputError(f"{p} is not an HDF5 file {detail}; give a RUN.h5 written by cosim simulate") from None
+    try:
+        missing = [key for key in ("inputs", "outputs", "ideal", "tiles") if not h5check.has(h5, key)]
+        if missing or "config" not in h5.attrs:
+            what = ", ".join(missing) if missing else "the config attribute"
+            raise InputError(f"{p} is not a cosim run file (it lacks {what}); {RUN_FIX}")
+        h5check.group(h5, "tiles")
+        run_config(h5)
+    except BaseException:
         h5.close()
-        what = ", ".join(missing) if missing else "the config attribute"
-        raise InputError(f"{p} is not a cosim run file (it lacks {what}); make one with cosim simulate")
+        raise
     return h5
 
 
 def run_config(h5: h5py.File) -> dict:
-    """The run's config JSON (root attr `config`) as a dict."""
-    return json.loads(h5.attrs["config"])
+    """The run's config JSON (root attr `config`) as a dict; its `preset` and
+    `options` entries, where present, are JSON objects."""
+    config = h5check.json_attr(h5, "config", dict)
+    for key in ("preset", "options"):
+        if key in config and not isinstance(config[key], dict):
+            raise h5check.problem(h5, f"attribute 'config': {key} must be a JSON object {{...}}, got "
+                                  f"{json_kind(config[key])}")
+    return config
 
 
 def tile_spec(group: h5py.Group):
-    """The TileSpec of a RUN.h5 tile group as the layer has it (`cosim.store.read_tile_spec`)."""
-    return read_tile_spec(group, as_run=False)
+    """The TileSpec of a RUN.h5 tile group as the layer has it (`cosim.store.read_tile_spec`),
+    checked against the group's rows and cols."""
+    spec = read_tile_spec(group, as_run=False)
+    rows = h5check.number(group, "rows", integer=True, low=1)
+    cols = h5check.number(group, "cols", integer=True, low=1)
+    if (spec.rows, spec.cols) != (rows, cols):
+        raise h5check.problem(group, f"attrs rows x cols {rows}x{cols} do not match its config and "
+                              f"conductances ({spec.rows}x{spec.cols})")
+    return spec
+
+
+@dataclass(frozen=True)
+class TileInfo:
+    """What the page shows of one RUN.h5 tile, read and checked from `tiles/<name>`.
+
+    Attributes:
+        name: group name under tiles/.
+        group: the HDF5 group.
+        engine: 'spice', 'fast' or 'ideal'.
+        rows, cols: devices (cols counts both columns of each pair).
+        layer: the layer label.
+        row_start, out_start: where the tile sits in its layer's matrix.
+        error: ||I - v_dac @ G|| / ||v_dac @ G|| (1), None where not kept.
+        spot: (max, mean relative error, vectors) of its spot check, or None.
+        has_sample: it kept its first input vectors (`sample_voltage`).
+        has_waves: it was read as a transient (`waveforms/`).
+    """
+
+    name: str
+    group: h5py.Group
+    engine: str
+    rows: int
+    cols: int
+    layer: str
+    row_start: int
+    out_start: int
+    error: float | None
+    spot: tuple[float, float, int] | None
+    has_sample: bool
+    has_waves: bool
+
+
+def read_tile(tiles: h5py.Group, name: str) -> TileInfo:
+    """One tile group's attributes (and spot-check figures), checked."""
+    group = h5check.group(tiles, name)
+    rows = h5check.number(group, "rows", integer=True, low=1)
+    spot = None
+    spot_group = h5check.group(group, "spot_check", required=False)
+    if spot_group is not None:
+        voltage = h5check.array(spot_group, "voltage", shape=(None, rows), min_size=1, what="V")
+        spot = (h5check.number(spot_group, "max_rel_error", finite=False, low=0.0),
+                h5check.number(spot_group, "mean_rel_error", finite=False, low=0.0), int(voltage.shape[0]))
+    return TileInfo(name, group, h5check.text(group, "engine", choices=TILE_ENGINES), rows,
+                    h5check.number(group, "cols", integer=True, low=1), h5check.text(group, "layer"),
+                    h5check.number(group, "row_start", integer=True, low=0),
+                    h5check.number(group, "out_start", integer=True, low=0),
+                    h5check.number(group, "ideal_rel_error", required=False, finite=False, low=0.0), spot,
+                    h5check.has(group, "sample_voltage"), h5check.has(group, "waveforms"))
+
+
+def read_tiles(h5: h5py.File) -> dict[str, TileInfo]:
+    """Every tile of the run, in the order they were written, checked."""
+    tiles = h5check.group(h5, "tiles")
+    return {name: read_tile(tiles, name) for name in h5check.names(tiles)}
+
+
+def run_numbers(h5: h5py.File) -> dict[str, float | None]:
+    """The run's error attributes (relative errors may be inf; absent ones None)."""
+    keys = ("relative_error", "converters_only_relative_error", "absolute_error", "converters_only_absolute_error")
+    return {key: h5check.number(h5, key, required=False, finite=False, low=0.0) for key in keys}
 
 
 # ------------------------------------------------------------------ html pieces
@@ -158,49 +251,60 @@ def fmt(value: float | None, digits: int = 3) -> str:
 # ------------------------------------------------------------------ sections
 
 
+def _cell(value: object) -> object:
+    """A config value as a table cell: JSON for lists and objects."""
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
+
+
 def config_section(h5: h5py.File) -> str:
     """Preset, options, layer, command line and tool versions."""
     config = run_config(h5)
     preset = config.get("preset", {})
-    versions = json.loads(h5.attrs.get("versions", "{}"))
-    summary = [["preset", preset.get("name", "?")], ["layer", config.get("layer", "?")],
-               ["input shape (batch first)", config.get("input_shape", "?")],
-               ["command", h5.attrs.get("command", "?")], ["seed", h5.attrs.get("seed", "?")],
-               ["relative error vs float PyTorch", fmt(h5.attrs.get("relative_error"), 4)],
-               ["same converters on an ideal array", fmt(h5.attrs.get("converters_only_relative_error"), 4)]]
-    hardware = [[key, json.dumps(value) if isinstance(value, (dict, list)) else value]
-                for key, value in preset.items() if key not in ("name", "description")]
-    options = [[key, json.dumps(value) if isinstance(value, (dict, list)) else value]
-               for key, value in config.get("options", {}).items()]
+    versions = h5check.json_attr(h5, "versions", dict, required=False, default={})
+    numbers = run_numbers(h5)
+    seed = h5check.number(h5, "seed", required=False, integer=True)
+    summary = [["preset", _cell(preset.get("name", "?"))], ["layer", _cell(config.get("layer", "?"))],
+               ["input shape (batch first)", _cell(config.get("input_shape", "?"))],
+               ["command", h5check.text(h5, "command", required=False, default="?")],
+               ["seed", "?" if seed is None else seed],
+               ["relative error vs float PyTorch", fmt(numbers["relative_error"], 4)],
+               ["same converters on an ideal array", fmt(numbers["converters_only_relative_error"], 4)],
+               ["absolute error ||y - y_float|| (output units)", fmt(numbers["absolute_error"], 4)]]
+    hardware = [[key, _cell(value)] for key, value in preset.items() if key not in ("name", "description")]
+    options = [[key, _cell(value)] for key, value in config.get("options", {}).items()]
     if "transient" in config:
         options.append(["transient", json.dumps(config["transient"])])
-    body = (table(None, summary) + f'<p class="note">{esc(preset.get("description", ""))}</p>'
+    body = (table(None, summary) + f'<p class="note">{esc(_cell(preset.get("description", "")))}</p>'
             + "<h3>hardware (preset; ohm, V, S, m/s)</h3>" + table(["field", "value"], hardware)
             + "<h3>options</h3>" + table(["option", "value"], options)
-            + "<h3>versions</h3>" + table(["tool", "version"], [[k, v] for k, v in versions.items()]))
+            + "<h3>versions</h3>" + table(["tool", "version"], [[k, _cell(v)] for k, v in versions.items()]))
     return section("run-config", "Run configuration", body)
 
 
 def layer_rows(h5: h5py.File) -> list[list[object]]:
     """Per analog layer: name, kind, output shape, error vs float on the same
     input, error vs the float chain (both ||.||/||ref||, 1)."""
-    layers = h5.get("layers")
+    layers = h5check.group(h5, "layers", required=False)
     if layers is None:
         return []
-    order = json.loads(layers.attrs.get("order", "[]")) or list(layers)
+    order = h5check.json_attr(layers, "order", list, required=False, default=[])
+    if not all(isinstance(name, str) for name in order):
+        raise h5check.problem(layers, "attribute 'order' must be a JSON list of layer names (strings)")
     rows = []
-    for name in order:
-        group = layers[name.replace("/", "_")]
-        rows.append([name, group.attrs["kind"], tuple(group["output"].shape),
-                     fmt(group.attrs["relative_error"], 4), fmt(group.attrs["chain_relative_error"], 4)])
+    for name in order or h5check.names(layers):
+        group = h5check.group(layers, name.replace("/", "_"))
+        rows.append([name, h5check.text(group, "kind"), tuple(h5check.member(group, "output", "dataset").shape),
+                     fmt(h5check.number(group, "relative_error", finite=False, low=0.0), 4),
+                     fmt(h5check.number(group, "chain_relative_error", finite=False, low=0.0), 4)])
     return rows
 
 
 def layer_section(h5: h5py.File) -> str:
     """Per-layer error table and the run's total error."""
     rows = layer_rows(h5)
-    total = (f'<p>whole run: outputs vs float PyTorch {fmt(h5.attrs.get("relative_error"), 4)}; the same '
-             f'DAC/ADC on an ideal array {fmt(h5.attrs.get("converters_only_relative_error"), 4)}.</p>')
+    numbers = run_numbers(h5)
+    total = (f'<p>whole run: outputs vs float PyTorch {fmt(numbers["relative_error"], 4)}; the same '
+             f'DAC/ADC on an ideal array {fmt(numbers["converters_only_relative_error"], 4)}.</p>')
     if not rows:
         return section("layer-errors", "Per-layer error", none_line("per-layer outputs") + total)
     note = ('<p class="note">relative error ||y - y_float|| / ||y_float||: "this layer" feeds float PyTorch '
@@ -210,41 +314,40 @@ def layer_section(h5: h5py.File) -> str:
     return section("layer-errors", "Per-layer error", body + note + total)
 
 
-def tile_grid(h5: h5py.File, layer: str) -> tuple[np.ndarray, list[list[str | None]]]:
+def tile_grid(tiles: dict[str, TileInfo], layer: str) -> tuple[np.ndarray, list[list[str | None]]]:
     """One layer's tiles laid out as in its matrix: (row blocks, output blocks)
     of tile errors (NaN where unknown) and the tile group names."""
-    tiles = h5["tiles"]
-    members = [k for k in tiles if tiles[k].attrs.get("layer") == layer]
-    row_starts = sorted({int(tiles[k].attrs["row_start"]) for k in members})
-    out_starts = sorted({int(tiles[k].attrs["out_start"]) for k in members})
+    members = [t for t in tiles.values() if t.layer == layer]
+    row_starts = sorted({t.row_start for t in members})
+    out_starts = sorted({t.out_start for t in members})
     errors = np.full((len(row_starts), len(out_starts)), np.nan)
     names: list[list[str | None]] = [[None] * len(out_starts) for _ in row_starts]
-    for k in members:
-        i = row_starts.index(int(tiles[k].attrs["row_start"]))
-        j = out_starts.index(int(tiles[k].attrs["out_start"]))
-        errors[i, j] = tiles[k].attrs.get("ideal_rel_error", np.nan)
-        names[i][j] = k
+    for t in members:
+        i, j = row_starts.index(t.row_start), out_starts.index(t.out_start)
+        errors[i, j] = np.nan if t.error is None else t.error
+        names[i][j] = t.name
     return errors, names
 
 
-def run_layers(h5: h5py.File) -> list[str]:
+def run_layers(tiles: dict[str, TileInfo]) -> list[str]:
     """The layer labels of the run's tiles, in the order their tiles were written."""
     seen: list[str] = []
-    for k in h5["tiles"]:
-        label = str(h5["tiles"][k].attrs.get("layer", ""))
-        if label not in seen:
-            seen.append(label)
+    for t in tiles.values():
+        if t.layer not in seen:
+            seen.append(t.layer)
     return seen
 
 
-def tile_error_figure(h5: h5py.File, layers: list[str]) -> bytes:
+def tile_error_figure(tiles: dict[str, TileInfo], layers: list[str]) -> bytes:
     """One heatmap per layer of its tile grid coloured by tile error (1);
     each cell says its error, engine and spot-check error (s=...)."""
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
-    grids = {layer: tile_grid(h5, layer) for layer in layers}
-    top = max([float(np.nanmax(e)) for e, _ in grids.values() if np.any(np.isfinite(e))] + [1e-12])
+    grids = {layer: tile_grid(tiles, layer) for layer in layers}
+    finite = [float(np.nanmax(np.where(np.isfinite(e), e, np.nan))) for e, _ in grids.values()
+              if np.any(np.isfinite(e))]
+    top = max(finite + [1e-12])
     norm = Normalize(vmin=0.0, vmax=top)
     height = sum(1.2 + 0.55 * e.shape[0] for e, _ in grids.values()) + 0.5
     fig = Figure(figsize=(9, min(height, 30)), layout="constrained")
@@ -256,9 +359,10 @@ def tile_error_figure(h5: h5py.File, layers: list[str]) -> bytes:
         if errors.size <= 400:
             for (i, j), name in np.ndenumerate(np.array(names, dtype=object)):
                 if name is not None:
-                    ax.text(j, i, tile_cell_label(h5["tiles"][name]), ha="center", va="center", fontsize=7,
+                    ax.text(j, i, tile_cell_label(tiles[name]), ha="center", va="center", fontsize=7,
                             color="white" if errors[i, j] > 0.6 * top else "black")
-        ax.set_title(f"layer {layer}: {errors.shape[0]} x {errors.shape[1]} tiles", fontsize=9)
+        # Layer labels are user strings: literal text, never mathtext.
+        ax.set_title(plain_text(f"layer {layer}: {errors.shape[0]} x {errors.shape[1]} tiles"), fontsize=9)
         ax.set_xlabel("output block (tile column)")
         ax.set_ylabel("input block (tile row)")
         ax.set_xticks(range(errors.shape[1]))
@@ -267,65 +371,73 @@ def tile_error_figure(h5: h5py.File, layers: list[str]) -> bytes:
     return figure_png(fig)
 
 
-def tile_cell_label(group: h5py.Group) -> str:
+def tile_cell_label(tile: TileInfo) -> str:
     """Text in a tile's heatmap cell: error, engine, spot-check error."""
-    text = f"{fmt(group.attrs.get('ideal_rel_error'), 2)}\n{group.attrs.get('engine', '?')}"
-    if "spot_check" in group:
-        text += f"\ns={fmt(group['spot_check'].attrs['max_rel_error'], 2)}"
+    text = f"{fmt(tile.error, 2)}\n{tile.engine}"
+    if tile.spot is not None:
+        text += f"\ns={fmt(tile.spot[0], 2)}"
     return text
 
 
-def tile_section(h5: h5py.File) -> str:
+def tile_section(tiles: dict[str, TileInfo]) -> str:
     """Tile-error heatmaps of every layer."""
-    tiles = h5["tiles"]
-    if not any("ideal_rel_error" in tiles[k].attrs for k in tiles):
+    if not any(t.error is not None for t in tiles.values()):
         return section("tile-errors", "Per-tile error", none_line("per-tile errors"))
-    layers = run_layers(h5)
+    layers = run_layers(tiles)
     note = ('<p class="note">Each cell is one tile, placed as in its weight matrix (rows: blocks of '
             'inputs, columns: blocks of outputs). Colour and first number: the tile\'s relative error '
             '||I - v_dac @ G|| / ||v_dac @ G|| of its column currents (A) against its ideal array (no '
             'wires, drivers or access devices) over every input vector it answered; then the engine '
             'that ran it; s= the fast-vs-ngspice spot-check error where there is one.</p>')
-    return section("tile-errors", "Per-tile error", img(tile_error_figure(h5, layers), "tile errors") + note)
+    return section("tile-errors", "Per-tile error", img(tile_error_figure(tiles, layers), "tile errors") + note)
 
 
-def worst_tile(h5: h5py.File) -> str | None:
-    """The tile group with the largest tile error that kept a sample input vector."""
-    tiles = h5["tiles"]
-    found = [(float(tiles[k].attrs.get("ideal_rel_error", 0.0)), k) for k in tiles
-             if "sample_voltage" in tiles[k] or "spot_check" in tiles[k]]
-    return max(found)[1] if found else None
+def worst_tile(tiles: dict[str, TileInfo]) -> TileInfo | None:
+    """The tile with the largest tile error that kept a sample input vector (NaN counts as lowest)."""
+    found = [t for t in tiles.values() if t.has_sample or t.spot is not None]
+    if not found:
+        return None
+
+    def error(t: TileInfo) -> float:
+        return -math.inf if t.error is None or math.isnan(t.error) else t.error
+
+    return max(found, key=error)
 
 
-def sample_vector(group: h5py.Group) -> np.ndarray:
+def sample_vector(tile: TileInfo) -> np.ndarray:
     """The tile's first stored input vector with a non-zero row voltage (V), (R,)."""
-    v = group["sample_voltage"][()] if "sample_voltage" in group else group["spot_check"]["voltage"][()]
+    holder, key = (tile.group, "sample_voltage") if tile.has_sample else (
+        h5check.group(tile.group, "spot_check"), "voltage")
+    v = h5check.array(holder, key, shape=(None, tile.rows), min_size=1, what="V")
     nonzero = [row for row in v if np.any(row != 0)]
     return nonzero[0] if nonzero else v[0]
 
 
-def irdrop_engine(group: h5py.Group) -> list[str]:
+def irdrop_engine(tile: TileInfo) -> list[str]:
     """Engines to try for a tile's IR-drop map: 'spice' for ngspice tiles,
     'fast' then (small tiles) 'spice' for the others."""
-    small = int(group.attrs["rows"]) * int(group.attrs["cols"]) <= SPICE_IRDROP_MAX_DEVICES
-    if group.attrs.get("engine") == "spice":
+    if tile.engine == "spice":
         return ["spice"]
-    return ["fast", "spice"] if small else ["fast"]
+    return ["fast", "spice"] if tile.rows * tile.cols <= SPICE_IRDROP_MAX_DEVICES else ["fast"]
 
 
-def compute_irdrop(group: h5py.Group) -> tuple[np.ndarray, str, list[str]]:
+def compute_irdrop(tile: TileInfo) -> tuple[np.ndarray, str, list[str]]:
     """IR-drop map (R, C) (V/V) of a tile's first input vector, the engine that
     gave it, and notes (engines that could not, rows masked). Rows driven
     below IRDROP_MIN_ROW of the largest |row voltage| are NaN: their ratio
-    is the column voltage over a near-zero applied voltage, not IR drop."""
+    is the column voltage over a near-zero applied voltage, not IR drop.
+
+    The tile is rebuilt from the file only through `tile_spec` (every field
+    checked): a damaged or hostile tile ends in one line (InputError) before
+    anything runs; an engine that fails on a valid tile is a note."""
     from cosim.irdrop import irdrop_map
     from cosim.netlist import dac_output
 
-    spec, v = tile_spec(group), sample_vector(group)
+    spec, v = tile_spec(tile.group), sample_vector(tile)
     applied = np.abs(dac_output(spec, v[None, :])[0])
     weak = applied < IRDROP_MIN_ROW * applied.max()
     notes = []
-    for engine in irdrop_engine(group):
+    for engine in irdrop_engine(tile):
         try:
             ratio = irdrop_map(spec, v, engine=engine)[0]
         except CosimError as exc:
@@ -337,27 +449,31 @@ def compute_irdrop(group: h5py.Group) -> tuple[np.ndarray, str, list[str]]:
                          "largest |row voltage| are left blank (their ratio is the column voltage over a "
                          "near-zero applied voltage).")
         return ratio, engine, notes
-    raise InputError("; ".join(notes))
+    raise SimulationFailed("; ".join(notes))
+
+
+class SimulationFailed(CosimError):
+    """No engine gave an IR-drop map of a (valid) tile; the section says why."""
 
 
 def irdrop_figure(ratio: np.ndarray, title: str) -> bytes:
-    """Heatmap PNG of an IR-drop map (cosim.plots.plot_heatmap_png)."""
+    """Heatmap PNG of an IR-drop map (cosim.plots.plot_heatmap_png); `title` is literal text."""
     from cosim.plots import plot_heatmap_png
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = plot_heatmap_png(ratio, Path(tmp) / "irdrop.png", title, "V_cell / V_row applied (V/V)")
+        path = plot_heatmap_png(ratio, Path(tmp) / "irdrop.png", plain_text(title), "V_cell / V_row applied (V/V)")
         return path.read_bytes()
 
 
-def irdrop_section(h5: h5py.File) -> str:
+def irdrop_section(tiles: dict[str, TileInfo]) -> str:
     """IR-drop map of the tile with the largest tile error."""
-    name = worst_tile(h5)
-    if name is None:
+    tile = worst_tile(tiles)
+    if tile is None:
         return section("irdrop", "IR drop of the worst tile", none_line("tiles with a stored input vector"))
-    group = h5["tiles"][name]
+    name = tile.name
     try:
-        ratio, engine, notes = compute_irdrop(group)
-    except CosimError as exc:
+        ratio, engine, notes = compute_irdrop(tile)
+    except SimulationFailed as exc:
         return section("irdrop", "IR drop of the worst tile",
                        f'<p class="none">no IR-drop map of tile {esc(name)}: {esc(exc)}</p>')
     if not np.any(np.isfinite(ratio)):
@@ -365,8 +481,8 @@ def irdrop_section(h5: h5py.File) -> str:
                        none_line(f"tile {name}: its first input vector drives no row, so an IR-drop map"))
     i, j = np.unravel_index(int(np.nanargmin(ratio)), ratio.shape)
     title = (f"tile {name} ({ratio.shape[0]}x{ratio.shape[1]}), first input vector, engine {engine}\n"
-             f"tile error {fmt(group.attrs.get('ideal_rel_error'))}")
-    caption = (f"<p>Tile <b>{esc(name)}</b> (largest tile error, {fmt(group.attrs.get('ideal_rel_error'))}): "
+             f"tile error {fmt(tile.error)}")
+    caption = (f"<p>Tile <b>{esc(name)}</b> (largest tile error, {fmt(tile.error)}): "
                f"the voltage across each cell over the voltage its row's DAC applies, from {np.nanmax(ratio):.4f} "
                f"down to {ratio[i, j]:.4f} (cell {i},{j}); engine {esc(engine)}, computed now from the stored "
                f"conductances (S) and the tile's first input vector (V).</p>")
@@ -375,16 +491,10 @@ def irdrop_section(h5: h5py.File) -> str:
                    + skipped)
 
 
-def spot_section(h5: h5py.File) -> str:
+def spot_section(tiles: dict[str, TileInfo]) -> str:
     """Fast solver vs ngspice on the spot-checked tiles."""
-    tiles = h5["tiles"]
-    rows = []
-    for k in tiles:
-        if "spot_check" in tiles[k]:
-            spot = tiles[k]["spot_check"]
-            rows.append([k, tiles[k].attrs.get("engine"), f"{tiles[k].attrs['rows']}x{tiles[k].attrs['cols']}",
-                         spot["voltage"].shape[0], fmt(spot.attrs["max_rel_error"]),
-                         fmt(spot.attrs["mean_rel_error"])])
+    rows = [[t.name, t.engine, f"{t.rows}x{t.cols}", t.spot[2], fmt(t.spot[0]), fmt(t.spot[1])]
+            for t in tiles.values() if t.spot is not None]
     if not rows:
         return section("spot-checks", "Spot checks: fast solver vs ngspice", none_line("spot checks"))
     note = ('<p class="note">errors of the column currents (A) on the tile\'s first input vectors, relative '
@@ -409,10 +519,12 @@ def histogram_figure(error: np.ndarray) -> bytes:
 
 def histogram_section(h5: h5py.File) -> str:
     """Histogram of outputs - ideal over every output of the run."""
-    error = (h5["outputs"][()] - h5["ideal"][()]).ravel()
+    outputs = h5check.array(h5, "outputs", what="co-simulated outputs")
+    ideal = h5check.array(h5, "ideal", shape=outputs.shape, what="float PyTorch outputs")
+    error = (outputs - ideal).ravel()
     if error.size == 0:
         return section("error-histogram", "Output error", none_line("outputs"))
-    scale = float(np.max(np.abs(h5["ideal"][()]))) or 1.0
+    scale = float(np.max(np.abs(ideal))) or 1.0
     caption = (f"<p>{error.size} outputs: RMS error {np.sqrt(np.mean(error ** 2)):.4g}, largest |error| "
                f"{np.max(np.abs(error)):.4g} ({np.max(np.abs(error)) / scale:.3g} of the largest |float output|), "
                f"mean {np.mean(error):.4g}.</p>")
@@ -429,17 +541,20 @@ def wave_patterns(group: h5py.Group) -> list[list[str]]:
     return [[n for n in names if n.endswith(suffix)][:WAVE_SIGNALS] for suffix in panels]
 
 
-def waveform_figure(group: h5py.Group, vector: int = 0) -> bytes:
-    """Transient of one tile: a panel per quantity over time, the ADC sample dashed."""
+def waveform_figure(group: h5py.Group, vector: int = 0) -> bytes | None:
+    """Transient of one tile: a panel per quantity over time, the ADC sample
+    dashed; None when its waveforms hold none of those quantities."""
     from matplotlib.figure import Figure
 
     from cosim.plots import QUANTITIES, si_scale
-    from cosim.waveforms import read_signals
+    from cosim.waveforms import read_signals, sample_time
 
     panels = [p for p in wave_patterns(group) if p]
+    if not panels:
+        return None
     fig = Figure(figsize=(9, 2.2 * len(panels) + 0.8), layout="constrained")
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
-    t_sample = group["waveforms"].attrs.get("t_sample")
+    t_sample = sample_time(group)
     for ax, names in zip(axes, panels):
         time, signals = read_signals(group, names, vector)
         t_scale, t_label = si_scale(time, "s")
@@ -452,74 +567,98 @@ def waveform_figure(group: h5py.Group, vector: int = 0) -> bytes:
         ax.legend(fontsize=7, loc="best", ncol=2)
         ax.grid(True, alpha=0.3)
     axes[-1].set_xlabel(f"time ({t_label}); dashed: ADC sample")
-    fig.suptitle(f"tile {group.name.split('/')[-1]}, input vector {vector}", fontsize=10)
+    fig.suptitle(plain_text(f"tile {group.name.split('/')[-1]}, input vector {vector}"), fontsize=10)
     return figure_png(fig)
 
 
 def disturb_line(group: h5py.Group) -> str:
     """The read-disturb figures stored beside a transient tile."""
-    if "read_disturb" not in group:
+    ds = h5check.member(group, "read_disturb", "dataset", required=False)
+    if ds is None:
         return ""
-    a = group["read_disturb"].attrs
-    verdict = "ABOVE" if a["max_abs"] > a["threshold"] else "within"
-    return (f"read disturb over a {a['t_read'] * 1e9:.4g} ns read: largest |dG/G| {a['max_abs']:.3g}, "
-            f"mean {a['mean_abs']:.3g}; {verdict} the {a['threshold']:.3g} limit")
+    t_read = h5check.number(ds, "t_read", low=0.0)
+    max_abs = h5check.number(ds, "max_abs", low=0.0)
+    mean_abs = h5check.number(ds, "mean_abs", low=0.0)
+    threshold = h5check.number(ds, "threshold", low=0.0)
+    verdict = "ABOVE" if max_abs > threshold else "within"
+    return (f"read disturb over a {t_read * 1e9:.4g} ns read: largest |dG/G| {max_abs:.3g}, "
+            f"mean {mean_abs:.3g}; {verdict} the {threshold:.3g} limit")
 
 
-def waveforms_section(h5: h5py.File) -> str:
+def waveforms_section(h5: h5py.File, tiles: dict[str, TileInfo]) -> str:
     """Waveforms of every transient tile."""
-    tiles = h5["tiles"]
-    names = [k for k in tiles if "waveforms" in tiles[k]]
+    from cosim.waveforms import vector_count
+
+    names = [t.name for t in tiles.values() if t.has_waves]
     if not names:
         return section("waveforms", "Transient waveforms", none_line("transient tiles"))
     parts = []
     for name in names:
-        group = tiles[name]
-        tia = read_tile_spec(group).tia  # as the transient ran it
-        parts.append(f"<h3>tile {esc(name)}</h3><p>{esc(group.attrs['rows'])}x{esc(group.attrs['cols'])} "
+        tile = tiles[name]
+        tia = read_tile_spec(tile.group).tia  # as the transient ran it
+        figure = waveform_figure(tile.group)
+        shown = (img(figure, f"waveforms of {name}") if figure is not None
+                 else '<p class="none">no row voltage, column current, TIA output or state stored.</p>')
+        parts.append(f"<h3>tile {esc(name)}</h3><p>{tile.rows}x{tile.cols} "
                      f"devices, TIA {esc(tia.kind)} (rs {tia.rs:g} ohm), "
-                     f"{group['waveforms'].attrs['vectors']} input vector(s); {esc(disturb_line(group))}. "
+                     f"{vector_count(tile.group)} input vector(s); {esc(disturb_line(tile.group))}. "
                      f"All signals: <code>cosim waves {esc(Path(h5.filename).name)} --tile {esc(name)} "
-                     f"--list</code></p>" + img(waveform_figure(group), f"waveforms of {name}"))
+                     f"--list</code></p>" + shown)
     return section("waveforms", "Transient waveforms", "\n".join(parts))
 
 
 # ------------------------------------------------------------------ page
 
 
+def check_run(h5: h5py.File) -> dict[str, TileInfo]:
+    """Read and check every part of RUN.h5 the page uses before anything is
+    drawn or simulated (one line on the first problem); returns the tiles."""
+    run_config(h5)
+    run_numbers(h5)
+    h5check.json_attr(h5, "versions", dict, required=False)
+    h5check.text(h5, "command", required=False)
+    h5check.number(h5, "seed", required=False, integer=True)
+    layer_rows(h5)
+    tiles = read_tiles(h5)
+    worst = worst_tile(tiles)
+    if worst is not None:  # the tile the IR-drop section re-simulates
+        tile_spec(worst.group)
+        sample_vector(worst)
+    for tile in tiles.values():
+        if tile.has_waves:
+            read_tile_spec(tile.group)
+            wave_patterns(tile.group)
+            disturb_line(tile.group)
+    outputs = h5check.array(h5, "outputs", what="co-simulated outputs")
+    h5check.array(h5, "ideal", shape=outputs.shape, what="float PyTorch outputs")
+    return tiles
+
+
 def build_report(h5: h5py.File) -> str:
-    """The whole HTML page of an open RUN.h5."""
+    """The whole HTML page of an open RUN.h5 (every value it uses is checked first: one line otherwise)."""
     config = run_config(h5)
+    tiles = check_run(h5)
     title = f"cosim report: {Path(str(config.get('layer', h5.filename))).name}"
-    body = "".join([config_section(h5), layer_section(h5), tile_section(h5), irdrop_section(h5),
-                    spot_section(h5), histogram_section(h5), waveforms_section(h5)])
+    body = "".join([config_section(h5), layer_section(h5), tile_section(tiles), irdrop_section(tiles),
+                    spot_section(tiles), histogram_section(h5), waveforms_section(h5, tiles)])
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{esc(title)}</title>\n'
             f"<style>{CSS}</style>\n</head>\n<body>\n<h1>{esc(title)}</h1>\n"
             f'<p class="note">from {esc(Path(h5.filename).name)}</p>\n{body}</body>\n</html>\n')
 
 
-@contextmanager
-def atomic_text(path: Path | str) -> Iterator[io.TextIOWrapper]:
-    """Open `path` for writing text; it appears only if the block completes."""
-    from cosim.store import check_output_path
-
-    target = check_output_path(path)
-    tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            yield handle
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_report(run: Path | str, out: Path | str) -> int:
     """Render RUN.h5 `run` to the HTML file `out` (atomically); returns its size (bytes)."""
-    from cosim.store import check_output_path
+    from cosim.atomic import atomic_write_text, check_output_file
 
-    check_output_path(out)
+    check_output_file(out)
     with open_run(run) as h5:
-        page = build_report(h5)
-    with atomic_text(out) as handle:
-        handle.write(page)
+        try:
+            page = build_report(h5)
+        except (OSError, RuntimeError) as exc:
+            if getattr(exc, "errno", None):  # an OS error of this machine, not of the file
+                raise
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+            raise InputError(f"{run}: HDF5 cannot read part of it ({detail}); the file is damaged or "
+                             f"truncated: {RUN_FIX}") from None
+    atomic_write_text(out, page)
     return len(page.encode("utf-8"))

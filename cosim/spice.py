@@ -13,12 +13,11 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cosim.errors import NgspiceNotFound, SpiceConvergenceError, SpiceError, SpiceTimeout
-from cosim.process import TIMED_OUT, run_process, scan_log
+from cosim.process import TIMED_OUT, check_timeout, discard_run_dir, make_run_dir, run_process, scan_log
 from cosim.rawfile import Plot, read_raw
 
 RAW_NAME = "tile.raw"
@@ -141,44 +140,67 @@ def run_netlist(netlist: str, *, timeout_s: float = 600.0, expect_plots: int | N
             deleted on success, kept and named in the error on failure).
     """
     exe = ngspice_executable()
+    timeout_s = check_timeout(timeout_s)
     options_levels = RETRY_OPTIONS if retry else RETRY_OPTIONS[:1]
     convergence_hits: list[str] = []
     for attempt, options in enumerate(options_levels, start=1):
         text = _with_options(netlist, options)
-        run_dir = Path(keep_dir) if keep_dir else Path(tempfile.mkdtemp(prefix="cosim-ngspice-"))
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "tile.cir").write_text(text)
-        raw = run_dir / RAW_NAME
-        raw.unlink(missing_ok=True)
-        argv = [exe, "-b", "tile.cir"] if ".control" in text.lower() else [exe, "-b", "-r", RAW_NAME, "tile.cir"]
-        code, log, wall, rss = run_process(argv, run_dir, timeout_s, log_name="ngspice.log")
-        if code == TIMED_OUT:
-            raise SpiceTimeout(f"ngspice ran past its {timeout_s:g} s limit and was killed "
-                               f"(run directory {run_dir}); use a smaller tile or raise the timeout",
-                               netlist=text, log=log, run_dir=run_dir)
-        convergence_hits = _scan(log, _CONVERGENCE_PATTERNS)
-        fatal = [line for line in _scan(log, _FATAL_PATTERNS) if line not in convergence_hits]
-        if fatal:
-            raise SpiceError(f"ngspice rejected the netlist: {fatal[0]} (run directory {run_dir})",
-                             netlist=text, log=log, run_dir=run_dir)
-        if code < 0:
-            raise SpiceError(f"ngspice crashed (signal {-code}) (run directory {run_dir})",
-                             netlist=text, log=log, run_dir=run_dir)
-        if not convergence_hits and raw.is_file():
-            plots = read_raw(raw)
-            if expect_plots is not None and len(plots) != expect_plots:
-                raise SpiceError(f"ngspice wrote {len(plots)} analyses, expected {expect_plots} "
-                                 f"(run directory {run_dir})", netlist=text, log=log, run_dir=run_dir)
+        run_dir = Path(keep_dir) if keep_dir else make_run_dir("ngspice")
+        try:
+            run, convergence_hits = _attempt(exe, text, run_dir, timeout_s, expect_plots, attempt)
+        except BaseException as exc:
+            # A failed run keeps its directory (the SpiceError names it); an
+            # interrupted one (Ctrl-C, SIGTERM, a cancelled task) or a bug removes it.
+            if keep_dir is None and not isinstance(exc, SpiceError):
+                discard_run_dir(run_dir)
+            raise
+        if run is not None:
             if keep_dir is None:
-                shutil.rmtree(run_dir, ignore_errors=True)
-            warnings = [l.strip() for l in log.splitlines() if l.strip().lower().startswith("warning")]
-            return SpiceRun(plots, log, text, wall, rss, attempts=attempt, warnings=warnings)
-        if not convergence_hits:
-            raise SpiceError(f"ngspice wrote no results (exit code {code}) (run directory {run_dir})",
-                             netlist=text, log=log, run_dir=run_dir)
+                discard_run_dir(run_dir)
+            return run
         if keep_dir is None and attempt < len(options_levels):
-            shutil.rmtree(run_dir, ignore_errors=True)
+            discard_run_dir(run_dir)
     raise SpiceConvergenceError(
         f"ngspice did not converge ({convergence_hits[0]}) even with gmin and source stepping "
         f"(run directory {run_dir}); check for floating nodes or extreme conductances",
-        netlist=text, log=log, run_dir=run_dir)
+        netlist=text, log=run_dir.joinpath("ngspice.log").read_text(errors="replace"), run_dir=run_dir)
+
+
+def _attempt(exe: str, text: str, run_dir: Path, timeout_s: float, expect_plots: int | None,
+             attempt: int) -> tuple[SpiceRun | None, list[str]]:
+    """One ngspice run in `run_dir`: (the run, []) on success, (None, hits) on
+    a convergence failure; SpiceError on anything else."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        (run_dir / "tile.cir").write_text(text)
+    except OSError as exc:  # a full or read-only TMPDIR, a file-size limit: one line, not a traceback
+        from cosim.atomic import write_error
+
+        raise write_error(run_dir / "tile.cir", exc) from exc
+    raw = run_dir / RAW_NAME
+    raw.unlink(missing_ok=True)
+    argv = [exe, "-b", "tile.cir"] if ".control" in text.lower() else [exe, "-b", "-r", RAW_NAME, "tile.cir"]
+    code, log, wall, rss = run_process(argv, run_dir, timeout_s, log_name="ngspice.log")
+    if code == TIMED_OUT:
+        raise SpiceTimeout(f"ngspice ran past its {timeout_s:g} s limit and was killed "
+                           f"(run directory {run_dir}); use a smaller tile or raise the timeout",
+                           netlist=text, log=log, run_dir=run_dir)
+    convergence_hits = _scan(log, _CONVERGENCE_PATTERNS)
+    fatal = [line for line in _scan(log, _FATAL_PATTERNS) if line not in convergence_hits]
+    if fatal:
+        raise SpiceError(f"ngspice rejected the netlist: {fatal[0]} (run directory {run_dir})",
+                         netlist=text, log=log, run_dir=run_dir)
+    if code < 0:
+        raise SpiceError(f"ngspice crashed (signal {-code}) (run directory {run_dir})",
+                         netlist=text, log=log, run_dir=run_dir)
+    if not convergence_hits and raw.is_file():
+        plots = read_raw(raw)
+        if expect_plots is not None and len(plots) != expect_plots:
+            raise SpiceError(f"ngspice wrote {len(plots)} analyses, expected {expect_plots} "
+                             f"(run directory {run_dir})", netlist=text, log=log, run_dir=run_dir)
+        warnings = [l.strip() for l in log.splitlines() if l.strip().lower().startswith("warning")]
+        return SpiceRun(plots, log, text, wall, rss, attempts=attempt, warnings=warnings), []
+    if not convergence_hits:
+        raise SpiceError(f"ngspice wrote no results (exit code {code}) (run directory {run_dir})",
+                         netlist=text, log=log, run_dir=run_dir)
+    return None, convergence_hits

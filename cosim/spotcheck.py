@@ -194,7 +194,14 @@ def plot_spotcheck(report: SpotcheckReport, path: str | Path) -> Path:
     if len(report.tiles) <= 8:
         right.legend(fontsize=7)
     fig.tight_layout()
+    from cosim.atomic import check_output_dir
+    from cosim.plots import save_figure
+
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    return out
+    check_output_dir(out.parent, create=True)
+    fmt = out.suffix.lstrip(".").lower()
+    return save_figure(fig, out, dpi=110, format=fmt if fmt in PLOT_FORMATS else "png")
+
+
+#: Figure formats `plot_spotcheck` writes, by the file's suffix (others: PNG).
+PLOT_FORMATS = ("png", "pdf", "svg")

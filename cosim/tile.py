@@ -9,17 +9,45 @@ and one more from row R-1 into the column's TIA (a virtual ground).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from cosim.config import AdcSpec, DacSpec, NmosAccess, TiaSpec, VteamParams
+from cosim import netsafe
+from cosim.config import (RESISTANCE_MODELS, TIA_KINDS, WINDOWS, AdcSpec, DacSpec, NmosAccess, TiaSpec,
+                          VteamParams)
 from cosim.errors import InputError
 
 ACCESS_KINDS = ("none", "nmos")
 
+#: Every string field of a tile and the values it may take (checked before any netlist exists).
+STRING_FIELDS = {"access": ACCESS_KINDS, "tia.kind": TIA_KINDS, "device.window": WINDOWS,
+                 "device.resistance_model": RESISTANCE_MODELS}
+#: The settings of each part, with the fields that must be finite real numbers.
+_PARTS = {"nmos": (NmosAccess, ("width", "length", "v_wordline")),
+          "device": (VteamParams, ("r_on", "r_off", "v_on", "v_off", "alpha_on", "alpha_off", "k_on", "k_off",
+                                   "w_on", "w_off", "window_p", "g_leak")),
+          "tia": (TiaSpec, ("rs", "a0", "gbw", "vsat")),
+          "dac": (DacSpec, ("vfs", "delay", "rise")),
+          "adc": (AdcSpec, ("vfs",))}
+
+
+def _is_real(value: object) -> bool:
+    """A finite real number (not a bool, a string or an int too large for a float)."""
+    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, (bool, np.bool_)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
 
 def _finite_array(values: np.ndarray, what: str) -> np.ndarray:
+    dtype = np.asarray(values).dtype
+    if dtype.kind not in "iuf":  # complex, bool, strings, objects: never cast silently
+        raise InputError(f"{what} must hold real numbers (integers or floats), got dtype {dtype}; "
+                         "convert it with .astype(float)")
     arr = np.asarray(values, dtype=float)
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
@@ -42,7 +70,8 @@ class TileSpec:
         tia: column transimpedance amplifiers.
         dac: row DACs.
         adc: column ADCs.
-        name: tile name (node names and HDF5 groups use it).
+        name: tile name (HDF5 groups and messages use it; kept as given).
+            Netlists carry its safe form, `netlist_name` (`cosim.netsafe`).
     """
 
     conductance: np.ndarray
@@ -57,6 +86,9 @@ class TileSpec:
     name: str = "tile"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise InputError(f"tile name must be a string, got {type(self.name).__name__}; give it as text")
+        self._check_settings()
         g = _finite_array(self.conductance, "conductance")
         if g.ndim != 2 or g.shape[0] < 1 or g.shape[1] < 1:
             raise InputError(f"conductance must be a 2-D (rows, cols) array, got shape {g.shape}")
@@ -65,14 +97,52 @@ class TileSpec:
             raise InputError(f"conductance must be > 0 S everywhere; found {g[tuple(bad)]:g} at "
                              f"(row {bad[0]}, col {bad[1]}): a device cannot have zero or negative "
                              "conductance (use a differential pair for signed weights)")
+        with np.errstate(over="ignore", divide="ignore"):
+            overflow = ~np.isfinite(1.0 / g)
+        if np.any(overflow):
+            bad = np.argwhere(overflow)[0]
+            raise InputError(f"conductance {g[tuple(bad)]:g} S at (row {bad[0]}, col {bad[1]}) of tile "
+                             f"{self.netlist_name} is so small that its resistance overflows; give at least 1e-300 S")
         g = g.copy()
         g.flags.writeable = False
         object.__setattr__(self, "conductance", g)
-        for label, value in (("r_wire", self.r_wire), ("r_driver", self.r_driver)):
-            if not (np.isfinite(value) and value >= 0):
-                raise InputError(f"{label} must be a finite resistance >= 0 ohm, got {value}")
-        if self.access not in ACCESS_KINDS:
-            raise InputError(f"access must be one of {', '.join(ACCESS_KINDS)}, got {self.access!r}")
+
+    def _check_settings(self) -> None:
+        """Every setting of the tile against its type, range or allowlist, so that
+        a preset field or RUN.h5 config with a hostile value is refused here,
+        in one line, before any netlist exists."""
+        where = f"tile {self.netlist_name}"
+        for label in ("r_wire", "r_driver"):
+            value = getattr(self, label)
+            if not (_is_real(value) and value >= 0):
+                raise InputError(f"{where}: {label} must be a finite resistance >= 0 ohm, got "
+                                 f"{ascii(value)[:60]}; fix the option, preset or config that sets it")
+        for key, (cls, numbers) in _PARTS.items():
+            part = getattr(self, key)
+            if not isinstance(part, cls):
+                raise InputError(f"{where}: {key} must be a {cls.__name__}, got {type(part).__name__}")
+            for label in numbers:
+                value = getattr(part, label)
+                if not _is_real(value):
+                    raise InputError(f"{where}: {key}.{label} must be a finite number, got {ascii(value)[:60]}; "
+                                     "fix the preset or config that sets it")
+        for key, part in (("dac", self.dac), ("adc", self.adc)):
+            bits = part.bits
+            if bits is not None and (not isinstance(bits, (int, np.integer)) or isinstance(bits, (bool, np.bool_))):
+                raise InputError(f"{where}: {key}.bits must be an integer or None, got {ascii(bits)[:60]}")
+        for label, allowed in STRING_FIELDS.items():
+            value = self
+            for attr in label.split("."):
+                value = getattr(value, attr)
+            if not (isinstance(value, str) and value in allowed):
+                raise InputError(f"{where}: {label} must be one of {', '.join(allowed)}, got "
+                                 f"{ascii(value)[:60]}; fix the option, preset or config that sets it")
+
+    @property
+    def netlist_name(self) -> str:
+        """The tile's name as netlists carry it (`cosim.netsafe.netlist_name`):
+        safe characters only; `name` keeps the original."""
+        return netsafe.netlist_name(self.name)
 
     @classmethod
     def from_states(cls, states: np.ndarray, device: VteamParams | None = None, **settings) -> "TileSpec":

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cosim.config import TranSpec
 from cosim.engines import TileResult, solve_spice
-from cosim.errors import InputError
+from cosim.errors import InputError, SpiceError
 from cosim.netlist import RAW_NAME
+from cosim.process import discard_run_dir, make_run_dir
 from cosim.tile import TileSpec
 
 if TYPE_CHECKING:
@@ -103,9 +102,15 @@ def run_transient(spec: TileSpec, voltages: np.ndarray, tran: TranSpec | None = 
     """
     tran = tran or TranSpec()
     chosen = np.argwhere(np.ones((spec.rows, spec.cols), dtype=bool)) if cells is None else cells
-    run_dir = Path(tempfile.mkdtemp(prefix="cosim-tran-"))
-    # On an ngspice failure the directory stays (the error names it); removed on success.
-    result = solve_spice(spec, voltages, mode="tran", tran=tran, timeout_s=timeout_s, keep_dir=run_dir)
+    run_dir = make_run_dir("tran")
+    # On an ngspice failure the directory stays (the error names it); removed on
+    # success and when interrupted (Ctrl-C, SIGTERM, a cancelled task).
+    try:
+        result = solve_spice(spec, voltages, mode="tran", tran=tran, timeout_s=timeout_s, keep_dir=run_dir)
+    except BaseException as exc:
+        if not isinstance(exc, SpiceError):
+            discard_run_dir(run_dir)
+        raise
     raw = (run_dir / RAW_NAME).read_bytes() if keep_raw else None
     shutil.rmtree(run_dir, ignore_errors=True)
     return result, TransientRun(tran, np.asarray(chosen, dtype=np.int64).reshape(-1, 2), raw)

@@ -16,6 +16,9 @@ element names, lower-cased), in VACASK's Spectre-like dialect:
 - The control block runs one analysis per input vector (`vec0`, `vec1`, ...,
   each writing `<name>.raw`), with `alter instance("vcode_rI") dc=...`
   between them, like ngspice's `alter`.
+
+Names and numbers reach the text only through `cosim.netsafe`, and
+`vacask_netlist` returns only text that passed `cosim.netsafe.check_vacask`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cosim import netsafe
 from cosim.circuit import LEGEND, Comment, Instances, Part, Resistors, Source, TileCircuit, number, tile_circuit
 from cosim.config import TranSpec
 from cosim.errors import InputError
@@ -92,7 +96,7 @@ def vacask_netlist(spec: TileSpec, voltages: np.ndarray, modules: VacaskModules,
     for part in circuit.parts:
         lines += _part_lines(part)
     lines += _control(circuit, save_all)
-    return "\n".join(lines) + "\n"
+    return netsafe.check_vacask(lines)  # the last wall: no line may do what cosim did not write
 
 
 def _nmos_model() -> list[str]:

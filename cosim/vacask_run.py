@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +30,7 @@ import numpy as np
 from cosim.config import TranSpec
 from cosim.errors import SpiceConvergenceError, SpiceError, SpiceTimeout, VacaskNotInstalled
 from cosim.osdi import compile_va
-from cosim.process import TIMED_OUT, run_process, scan_log
+from cosim.process import TIMED_OUT, check_timeout, discard_run_dir, make_run_dir, run_process, scan_log
 from cosim.rawfile import Plot, read_raw
 from cosim.resources import resource_path
 from cosim.spice import SpiceRun
@@ -144,9 +142,29 @@ def run_vacask(netlist: str, analyses: list[str], *, timeout_s: float = 600.0,
             deleted on success, kept and named in the error on failure).
     """
     tools = vacask_tools()
-    run_dir = Path(keep_dir) if keep_dir else Path(tempfile.mkdtemp(prefix="cosim-vacask-"))
+    timeout_s = check_timeout(timeout_s)
+    run_dir = Path(keep_dir) if keep_dir else make_run_dir("vacask")
+    try:
+        run = _run_in(tools, netlist, analyses, run_dir, timeout_s)
+    except BaseException as exc:
+        # A failed run keeps its directory (the SpiceError names it); an
+        # interrupted one (Ctrl-C, SIGTERM, a cancelled task) or a bug removes it.
+        if keep_dir is None and not isinstance(exc, SpiceError):
+            discard_run_dir(run_dir)
+        raise
+    if keep_dir is None:
+        discard_run_dir(run_dir)
+    return run
+
+
+def _run_in(tools: VacaskTools, netlist: str, analyses: list[str], run_dir: Path, timeout_s: float) -> SpiceRun:
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / NETLIST_NAME).write_text(netlist)
+    try:
+        (run_dir / NETLIST_NAME).write_text(netlist)
+    except OSError as exc:  # a full or read-only TMPDIR, a file-size limit: one line, not a traceback
+        from cosim.atomic import write_error
+
+        raise write_error(run_dir / NETLIST_NAME, exc) from exc
     for name in analyses:
         (run_dir / f"{name}.raw").unlink(missing_ok=True)
     code, log, wall, rss = run_process([tools.vacask, "-qp", NETLIST_NAME], run_dir, timeout_s, log_name=LOG_NAME)
@@ -175,8 +193,6 @@ def run_vacask(netlist: str, analyses: list[str], *, timeout_s: float = 600.0,
     if len(plots) != len(analyses):
         raise SpiceError(f"VACASK wrote {len(plots)} analyses, expected {len(analyses)} {where}",
                          netlist=netlist, log=log, run_dir=run_dir)
-    if keep_dir is None:
-        shutil.rmtree(run_dir, ignore_errors=True)
     warnings = [line.strip() for line in log.splitlines() if line.strip().lower().startswith("warning")]
     return SpiceRun(plots, log, netlist, wall, rss, attempts=1, warnings=warnings)
 

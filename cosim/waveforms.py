@@ -36,7 +36,6 @@ Signal names (for `cosim waves`): `row{i}.v_near`, `row{i}.v_far`,
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ import h5py
 import numpy as np
 
 from cosim import device as vteam
+from cosim import h5check
 from cosim import nodenames as nn
 from cosim.config import VteamParams, from_dict
 from cosim.errors import InputError
@@ -182,26 +182,27 @@ class Signal:
 def find_tile_group(h5: h5py.File, name: str | None = None) -> h5py.Group:
     """The tile group of a `cosim tile` file (the root; `name` optional) or
     `tiles/<name>` of RUN.h5 (`name` optional when one tile has waveforms)."""
-    if "conductance" in h5:
+    if h5check.has(h5, "conductance"):
         return h5
-    tiles = h5.get("tiles")
-    if not isinstance(tiles, h5py.Group) or not len(tiles):
-        raise InputError(f"{h5.filename} holds no tile (no conductance at the root, no tiles/ group); "
-                         "give a file written by cosim tile or cosim simulate")
+    tiles = h5check.group(h5, "tiles", required=False)
+    members = h5check.names(tiles) if tiles is not None else []
+    if not members:
+        raise InputError(f"{h5.filename} holds no tile (no conductance at the root, no tiles/ group or an "
+                         "empty one); give a file written by cosim tile or cosim simulate")
     if name is not None:
-        if name not in tiles:
-            raise InputError(f"no tile {name!r} in {h5.filename}; tiles: {_listing(list(tiles))}")
-        return tiles[name]
-    with_waves = [key for key in tiles if "waveforms" in tiles[key]]
+        if name not in members:
+            raise InputError(f"no tile {name!r} in {h5.filename}; tiles: {_listing(members)}")
+        return h5check.group(tiles, name)
+    with_waves = [key for key in members if h5check.has(h5check.group(tiles, key), "waveforms")]
     if len(with_waves) == 1:
-        return tiles[with_waves[0]]
-    choices = with_waves or list(tiles)
+        return h5check.group(tiles, with_waves[0])
+    choices = with_waves or members
     raise InputError(f"{h5.filename} has {len(choices)} tiles{' with waveforms' if with_waves else ''}; "
                      f"pick one with --tile NAME: {_listing(choices)}")
 
 
 def _listing(names: Sequence[str], limit: int = 8) -> str:
-    shown = ", ".join(names[:limit])
+    shown = ", ".join(repr(n) if not n.isprintable() else n for n in names[:limit])
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
@@ -210,15 +211,63 @@ def tile_label(group: h5py.Group) -> str:
     return Path(group.file.filename).name if group.name == "/" else group.name.lstrip("/")
 
 
-def vector_group(group: h5py.Group, vector: int = 0) -> h5py.Group:
-    """`waveforms/vector_<vector>` of a tile group, or one line on what is missing."""
-    if "waveforms" not in group:
+def waveforms_group(group: h5py.Group) -> h5py.Group:
+    """`waveforms/` of a tile group, or one line saying the tile has none."""
+    if not h5check.has(group, "waveforms"):
         raise InputError(f"tile {tile_label(group)} has no waveforms; run it as a transient "
                          "(cosim tile --transient, or cosim simulate --transient TILE)")
-    count = int(group["waveforms"].attrs.get("vectors", 0))
+    return h5check.group(group, "waveforms")
+
+
+def vector_count(group: h5py.Group) -> int:
+    """How many input vectors a tile's waveforms hold (attr `vectors`, each
+    with its `vector_<b>` group); one line for an empty or inconsistent group."""
+    root = waveforms_group(group)
+    count = h5check.number(root, "vectors", integer=True, low=0, required=False, default=0)
+    stored = [k for k in h5check.names(root) if k.startswith("vector_")]
+    if count == 0 or not stored:
+        raise h5check.problem(root, "holds no input vector (the waveforms group is empty)",
+                              "run the tile as a transient again (cosim tile --transient, or cosim simulate "
+                              "--transient TILE)")
+    return count
+
+
+def vector_group(group: h5py.Group, vector: int = 0) -> h5py.Group:
+    """`waveforms/vector_<vector>` of a tile group, or one line on what is missing."""
+    count = vector_count(group)
     if not 0 <= vector < count:
         raise InputError(f"tile {tile_label(group)} has waveforms of input vectors 0..{count - 1}, not {vector}")
-    return group["waveforms"][f"vector_{vector}"]
+    return h5check.group(waveforms_group(group), f"vector_{vector}")
+
+
+def tile_shape(group: h5py.Group) -> tuple[int, int]:
+    """(rows, cols) of a tile group: attrs `rows` and `cols` (checked against
+    the conductance dataset's shape where there is one)."""
+    rows = h5check.number(group, "rows", integer=True, low=1)
+    cols = h5check.number(group, "cols", integer=True, low=1)
+    if h5check.has(group, "conductance"):
+        shape = h5check.member(group, "conductance", "dataset").shape
+        if shape != (rows, cols):
+            raise h5check.problem(group, f"attrs rows x cols {rows}x{cols} do not match its conductance "
+                                  f"dataset of shape {shape}")
+    return rows, cols
+
+
+def state_cells(group: h5py.Group) -> np.ndarray:
+    """(K, 2) (row, column) of the cells whose states a tile's waveforms keep, inside the tile."""
+    rows, cols = tile_shape(group)
+    cells = h5check.array(waveforms_group(group), "state_cells", kinds="iu", shape=(None, 2))
+    inside = (cells[:, 0] >= 0) & (cells[:, 0] < rows) & (cells[:, 1] >= 0) & (cells[:, 1] < cols)
+    if not np.all(inside):
+        bad = cells[int(np.argmin(inside))]
+        raise h5check.problem(waveforms_group(group), f"state_cells names cell ({bad[0]}, {bad[1]}) outside the "
+                              f"{rows}x{cols} tile")
+    return cells.astype(np.int64)
+
+
+def sample_time(group: h5py.Group) -> float | None:
+    """The ADC sample instant of a tile's waveforms (attr `t_sample`, s), None if absent."""
+    return h5check.number(waveforms_group(group), "t_sample", required=False, low=0.0)
 
 
 def _signal_names(series: Series, count: int, cells: np.ndarray) -> list[str]:
@@ -229,31 +278,53 @@ def _signal_names(series: Series, count: int, cells: np.ndarray) -> list[str]:
     return [series.name_format.format(i=int(i), j=int(j)) for i, j in cells]
 
 
+def _vector_time(vec: h5py.Group) -> np.ndarray:
+    return h5check.array(vec, "time", shape=(None,), min_size=1, what="s")
+
+
 def _families(group: h5py.Group, vector: int) -> list[tuple[Series, list[str], Callable[[], np.ndarray]]]:
-    """(series, signal names, loader of the (T, N) values) of every stored family, in layout order."""
+    """(series, signal names, loader of the (T, N) values) of every stored
+    family, in layout order; dtypes and shapes are checked here (T time
+    points; N rows, columns or stored cells), values when loaded."""
     vec = vector_group(group, vector)
-    cells = group["waveforms"]["state_cells"][()]
+    rows, cols = tile_shape(group)
+    cells = state_cells(group)
+    time = h5check.member(vec, "time", "dataset")
+    if len(time.shape) != 1 or time.shape[0] < 1:
+        _vector_time(vec)  # one line on the shape
+    points = time.shape[0]
     out = []
     for series in SERIES:
-        if series.key not in vec:
+        if not h5check.has(vec, series.key):
             continue
-        ds = vec[series.key]
-        out.append((series, _signal_names(series, ds.shape[1], cells), lambda ds=ds: ds[()]))
-        if series.key == "state":
-            def conductance(ds: h5py.Dataset = ds) -> np.ndarray:
-                return vteam.conductance(ds[()], device_params(group))
+        width = {"row": rows, "column": cols, "cell": len(cells)}[series.index]
+        kinds = "iuf" if series.key == "adc_code" else "f"
+        ds = h5check.member(vec, series.key, "dataset")
+        if ds.shape != (points, width):
+            raise h5check.problem(vec, f"dataset {series.key!r} has shape {ds.shape}, expected ({points}, {width}) "
+                                  f"({points} time points by {width} {series.index}s)")
 
-            out.append((CONDUCTANCE, _signal_names(CONDUCTANCE, ds.shape[1], cells), conductance))
+        def load(key: str = series.key, kinds: str = kinds) -> np.ndarray:
+            return h5check.array(vec, key, kinds=kinds, shape=(points, None)).astype(float)
+
+        out.append((series, _signal_names(series, width, cells), load))
+        if series.key == "state":
+            def conductance(load: Callable[[], np.ndarray] = load) -> np.ndarray:
+                return vteam.conductance(load(), device_params(group))
+
+            out.append((CONDUCTANCE, _signal_names(CONDUCTANCE, width, cells), conductance))
     return out
 
 
 def device_params(group: h5py.Group) -> VteamParams:
-    """The VTEAM parameters in a tile group's `config` attr (JSON)."""
+    """The VTEAM parameters in a tile group's `config` attr (JSON), every field checked."""
+    config = h5check.json_attr(group, "config", dict)
+    if "device" not in config:
+        raise h5check.problem(group, "attribute 'config' has no device parameters (key 'device')")
     try:
-        device = json.loads(group.attrs["config"])["device"]
-    except (KeyError, ValueError):
-        raise InputError(f"tile {tile_label(group)} has no device parameters in its config attr") from None
-    return from_dict(VteamParams, device, f"tile {tile_label(group)}")
+        return from_dict(VteamParams, config["device"], f"{h5check.where(group)} attribute config", "device.")
+    except InputError as exc:
+        raise InputError(f"{exc}; {h5check.FIX}") from None
 
 
 def signal_table(group: h5py.Group, vector: int = 0) -> list[tuple[str, str, str]]:
@@ -266,7 +337,7 @@ def read_signals(group: h5py.Group, patterns: Sequence[str],
                  vector: int = 0) -> tuple[np.ndarray, list[Signal]]:
     """Time (s) and the signals whose names match any glob pattern (fnmatch,
     case-sensitive), in layout order. A pattern matching nothing is an InputError."""
-    time = vector_group(group, vector)["time"][()]
+    time = _vector_time(vector_group(group, vector))
     unmatched = list(patterns)
     signals: list[Signal] = []
     for series, names, load in _families(group, vector):
@@ -280,3 +351,9 @@ def read_signals(group: h5py.Group, patterns: Sequence[str],
         raise InputError(f"signal pattern {unmatched[0]!r} matches no signal of tile {tile_label(group)}; "
                          "list them with cosim waves FILE --list (patterns are globs, e.g. 'col*.vout')")
     return time, signals
+
+
+def plain_text(text: object) -> str:
+    """A user string (tile, layer or file name) made literal for matplotlib:
+    every `$` escaped, so mathtext never parses it."""
+    return str(text).replace("$", r"\$")

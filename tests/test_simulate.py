@@ -205,12 +205,18 @@ def test_bad_layers_and_inputs_end_in_one_clear_line(tmp_path, case, expected):
     assert not (tmp_path / "run.h5").exists()
 
 
-def test_torchscript_layers_are_accepted(tmp_path):
+def test_torchscript_layers_are_refused_and_the_plain_module_runs(tmp_path, capsys):
+    """TorchScript would run the file's code, so it is refused (tests/test_trust_layers.py has the
+    hostile cases); torch.save of the same plain module simulates."""
     torch.manual_seed(7)
     module = nn.Sequential(nn.Linear(6, 4), nn.ReLU())
     torch.jit.script(module).save(str(tmp_path / "scripted.pt"))
     out = tmp_path / "run.h5"
-    assert main(["simulate", str(tmp_path / "scripted.pt"), "--engine", "ideal", "--dac-bits", "0",
+    assert main(["simulate", str(tmp_path / "scripted.pt"), "--engine", "ideal", "--out", str(out),
+                 "--quiet"]) == 2
+    assert "TorchScript" in capsys.readouterr().err and not out.exists()
+    torch.save(module, tmp_path / "plain.pt")
+    assert main(["simulate", str(tmp_path / "plain.pt"), "--engine", "ideal", "--dac-bits", "0",
                  "--adc-bits", "0", "--out", str(out), "--quiet"]) == 0
     with h5py.File(out) as h5:
         assert np.allclose(h5["outputs"][()], h5["ideal"][()], rtol=1e-5, atol=1e-7)

@@ -17,9 +17,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cosim.atomic import check_output_file
     from cosim.calibrate import calibrate, save_calibration
     from cosim.config import load_preset
 
+    if Path(args.out).parent.is_dir():  # a missing directory is created when the fit is written
+        check_output_file(args.out)  # before ngspice runs: a directory, a read-only one
     preset = load_preset(args.preset)
     v = args.v_read or preset.v_read
     calibration = calibrate(preset.device, preset.nmos, preset=preset.name, v_read=(-v, v),

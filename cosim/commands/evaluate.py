@@ -11,33 +11,38 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from cosim.commands.common import add_hardware_options, load_tensor, preset_from_args
+from cosim.commands.common import add_hardware_options, check_input_tensor, load_tensor, preset_from_args
+from cosim.commands.common import add_spice_timeout
+from cosim.commands import argtypes
 from cosim.errors import InputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("evaluate", help="accuracy of a model and of its crossbar twin on labelled data")
     ev.add_argument("model", metavar="MODEL.pt", help="torch.save'd model (torch.nn modules and cosim's "
-                    "seed networks; `cosim example resnet18-cbam` etc.) or TorchScript")
+                    "seed networks; `cosim example resnet18-cbam` etc.); TorchScript is refused")
     ev.add_argument("--data", required=True, metavar="SOURCE",
                     help="'digits' (scikit-learn's 8x8 digits), 'X.pt,Y.pt' (inputs batch first, integer "
                          "labels) or an image folder (one subfolder per class)")
     ev.add_argument("--input-shape", metavar="C,H,W", help="reshape each sample to this shape "
                     "(default: inferred from the model's first Linear/Conv2d/GRU)")
-    ev.add_argument("--limit", type=int, metavar="N", help="evaluate the first N samples only")
-    ev.add_argument("--batch-size", type=int, default=256, help="samples per forward pass (default 256)")
-    ev.add_argument("--tile", type=int, default=128, help="tile size, tile x tile devices (default 128)")
+    ev.add_argument("--limit", type=argtypes.POSITIVE_INT, metavar="N", help="evaluate the first N samples only")
+    ev.add_argument("--batch-size", type=argtypes.POSITIVE_INT, default=256,
+                    help="samples per forward pass (default 256)")
+    ev.add_argument("--tile", type=argtypes.int_at_least(2), default=128,
+                    help="tile size, tile x tile devices (default 128)")
     ev.add_argument("--split", choices=("fixed", "balanced"), default="fixed",
                     help="tile sizes: full tiles then the rest, or balanced (default fixed)")
-    ev.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    ev.add_argument("--seed", type=argtypes.SEED, default=0, help="seed of every random draw (default 0)")
     add_hardware_options(ev)
     run = ev.add_argument_group("engines")
     run.add_argument("--engine", choices=("auto", "spice", "fast", "ideal"), default="fast",
                      help="fast (default: IR-drop-exact, tiles prepared once), ideal, auto (tiles of at "
                           "most --spice-max-tile in ngspice on every batch) or spice")
-    run.add_argument("--spice-max-tile", type=int, default=32, metavar="K",
+    run.add_argument("--spice-max-tile", type=argtypes.NON_NEGATIVE_INT, default=32, metavar="K",
                      help="with --engine auto, tiles of at most K rows and columns run in ngspice")
     run.add_argument("--spice", choices=("ngspice", "vacask"), default="ngspice", help="SPICE engine")
+    add_spice_timeout(run)
     run.add_argument("--nonlinear", choices=("linear", "auto", "newton"), default="linear",
                      help="access NMOS on the fast engine: linear (transfer matrix, default) or the exact "
                           "level-1 operating point on every batch (auto/newton; slow)")
@@ -46,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--precision", choices=("float32", "float64"), default="float32",
                      help="arithmetic of the prepared tiles' forward pass (default float32: TIA outputs "
                           "within ~1e-7 of float64)")
-    run.add_argument("--workers", type=int, default=None, metavar="N",
+    run.add_argument("--workers", type=argtypes.POSITIVE_INT, default=None, metavar="N",
                      help="threads preparing the fast tiles (default: the CPU count)")
     run.add_argument("--out", metavar="RUN.h5", help="output file (default MODEL.eval.h5 here)")
     run.add_argument("--quiet", action="store_true", help="print the summary only")
@@ -104,9 +109,8 @@ def load_data(source: str, model):
         x, y = _image_folder(Path(source), getattr(first, "in_channels", 1))
     else:
         raise InputError(f"--data {source!r} is neither 'digits', 'X.pt,Y.pt' nor an image folder")
-    if not x.is_floating_point() or not torch.isfinite(x).all():
-        raise InputError("inputs must be finite floating-point values")
-    if y.dim() != 1 or y.is_floating_point() or len(y) != len(x):
+    check_input_tensor(x, f"the inputs of --data {source}")
+    if y.layout != torch.strided or y.dim() != 1 or y.is_floating_point() or len(y) != len(x):
         raise InputError(f"labels must be one integer per sample ({len(x)}), got shape {tuple(y.shape)}")
     return x.float(), y.long()
 
@@ -191,6 +195,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise InputError("--batch-size and --limit must be >= 1")
+    from cosim.process import check_timeout
+
+    check_timeout(args.spice_timeout, "--spice-timeout")
     model = load_network(args.model)
     x, y = load_data(args.data, model)
     if args.limit:
@@ -199,7 +206,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out = check_output_path(args.out or f"{Path(args.model).stem}.eval.h5")
     preset = preset_from_args(args)
     options = dict(split=args.split, spice_max_tile=args.spice_max_tile, spice=args.spice,
-                   calibration=args.calibration, seed=args.seed)
+                   calibration=args.calibration, seed=args.seed, spice_timeout_s=args.spice_timeout)
     t0 = time.perf_counter()
     try:
         ideal = _batched(model, x, args.batch_size)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
@@ -29,15 +28,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cosim.atomic import atomic_opens, check_output_dir
     from cosim.examples import example_tile4, write_layer_example
 
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(args.out_dir, create=True)
     if args.name == "tile4":
         g, v = example_tile4()
-        np.save(out / "G.npy", g)
-        np.save(out / "V.npy", v)
         paths = [out / "G.npy", out / "V.npy"]
+        with atomic_opens(paths, "wb") as (g_file, v_file):
+            np.save(g_file, g)
+            np.save(v_file, v)
     elif args.name in NETWORKS:
         from cosim.networks import write_network
 

@@ -13,7 +13,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cosim.commands.common import add_hardware_options, load_tensor, preset_from_args
+from cosim.commands.common import (add_hardware_options, check_input_memory, check_input_tensor,
+                                  load_tensor, preset_from_args)
+from cosim.commands.common import add_spice_timeout
+from cosim.commands import argtypes
 from cosim.commands.transient_read import add_transient_settings, check_transient_settings
 from cosim.errors import InputError
 
@@ -27,43 +30,46 @@ if TYPE_CHECKING:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     sim = sub.add_parser("simulate", help="run a PyTorch layer through crossbar tiles")
     sim.add_argument("layer", metavar="LAYER.pt", help="torch.save'd Linear, Conv2d, GRU or Sequential "
-                     "(or TorchScript)")
-    sim.add_argument("--tile", type=int, default=128, help="tile size, tile x tile devices (default 128)")
+                     "(TorchScript is refused: its code would run)")
+    sim.add_argument("--tile", type=argtypes.int_at_least(2), default=128,
+                     help="tile size, tile x tile devices (default 128)")
     sim.add_argument("--split", choices=("fixed", "balanced"), default="fixed",
                      help="tile sizes: full tiles then the rest, or balanced (default fixed)")
     inputs = sim.add_argument_group("inputs")
     inputs.add_argument("--input", metavar="X.pt", help="input tensor, batch first (torch.save)")
-    inputs.add_argument("--batch", type=int, default=8, help="random inputs: batch size (default 8)")
-    inputs.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    inputs.add_argument("--batch", type=argtypes.POSITIVE_INT, default=8, help="random inputs: batch size (default 8)")
+    inputs.add_argument("--seed", type=argtypes.SEED, default=0, help="seed of every random draw (default 0)")
     inputs.add_argument("--input-size", default="8,8", metavar="H,W",
                         help="random Conv2d inputs: height,width (default 8,8)")
-    inputs.add_argument("--seq-len", type=int, default=8, help="random GRU inputs: time steps (default 8)")
+    inputs.add_argument("--seq-len", type=argtypes.POSITIVE_INT, default=8,
+                        help="random GRU inputs: time steps (default 8)")
     add_hardware_options(sim)
     from cosim.nonideal import add_arguments as add_nonideal_arguments
     add_nonideal_arguments(sim)
     run = sim.add_argument_group("engines and execution")
     run.add_argument("--engine", choices=("auto", "spice", "fast", "ideal"), default="auto",
                      help="auto: small tiles to ngspice, the rest to the fast solver (default)")
-    run.add_argument("--spice-max-tile", type=int, default=32, metavar="K",
+    run.add_argument("--spice-max-tile", type=argtypes.NON_NEGATIVE_INT, default=32, metavar="K",
                      help="auto sends tiles of at most K rows and columns to ngspice (default 32: "
                           "about 2 s for 20 input vectors here)")
     run.add_argument("--spice", choices=("ngspice", "vacask"), default="ngspice",
                      help="SPICE engine of SPICE tiles and spot checks (vacask: pip install 'cosim[vacask]')")
-    run.add_argument("--spot-check", type=int, default=0, metavar="K",
+    add_spice_timeout(run)
+    run.add_argument("--spot-check", type=argtypes.NON_NEGATIVE_INT, default=0, metavar="K",
                      help="also run K random fast tiles through ngspice and record the error")
-    run.add_argument("--spot-vectors", type=int, default=4, metavar="N",
+    run.add_argument("--spot-vectors", type=argtypes.POSITIVE_INT, default=4, metavar="N",
                      help="input vectors per spot check (default 4; ngspice needs ~2 min per vector at 128x128)")
     tran = sim.add_argument_group("transient reads (--transient)")
     tran.add_argument("--transient", metavar="NAME[,NAME...]",
                       help="also run these tiles (names as in RUN.h5 tiles/, e.g. 0.r0c0, or 'all') as "
                            "ngspice .tran reads with an op-amp TIA on their first input vectors; their "
                            "waveforms go to tiles/NAME/waveforms (see cosim waves)")
-    tran.add_argument("--transient-vectors", type=int, default=1, metavar="N",
+    tran.add_argument("--transient-vectors", type=argtypes.POSITIVE_INT, default=1, metavar="N",
                       help="input vectors per transient tile (default 1)")
     add_transient_settings(tran)
     run.add_argument("--calibration", metavar="CAL.json", help="fast-solver access calibration "
                      "(from `cosim calibrate`)")
-    run.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    run.add_argument("--workers", type=argtypes.POSITIVE_INT, default=1, help="local worker processes (default 1)")
     run.add_argument("--executor", choices=("local", "dask"), default="local")
     run.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address (with --executor dask)")
     run.add_argument("--out", metavar="RUN.h5", help="output file (default LAYER.run.h5 here)")
@@ -73,47 +79,74 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def make_inputs(module, args: argparse.Namespace):
-    """The input batch (float64 tensor): from --input, or uniform in [-1, 1) from --seed."""
+    """The input batch (float64 tensor): from --input, or uniform in [-1, 1) from --seed;
+    one line for an unusable file or option, and before allocating more memory than there is."""
     import torch
 
     from cosim.layers import steps
 
+    if args.seq_len < 1:
+        raise InputError(f"--seq-len must be >= 1 time step, got {args.seq_len}")
+    analog = [s.module for s in steps(module) if s.analog]
     if args.input:
-        path = Path(args.input)
         x = load_tensor(args.input, "input")
-        if not x.is_floating_point():
-            raise InputError(f"input file {path} must hold one floating-point tensor, batch first")
-        if not torch.isfinite(x).all():
-            raise InputError(f"input file {path} has NaN or infinite values")
+        check_input_tensor(x, f"input file {args.input}")
+        first = steps(module)[0].module
+        batched = {torch.nn.Conv2d: (4, "(B, C, H, W)"),
+                   torch.nn.GRU: (3, "(B, T, features)" if getattr(first, "batch_first", False)
+                                  else "(T, B, features)")}
+        for kind, (dims, order) in batched.items():  # torch takes unbatched inputs, the tiles do not
+            if isinstance(first, kind) and x.dim() != dims:
+                raise InputError(f"input file {args.input} has shape {tuple(x.shape)}, but {kind.__name__} "
+                                 f"takes {order}; save it with the batch dimension B (one sample: B = 1)")
+        if analog:
+            check_input_memory(analog[0], tuple(x.shape), f"input file {args.input} of shape",
+                               "give a smaller batch or smaller samples")
         return x.double()
     if args.batch < 1:
         raise InputError(f"--batch must be >= 1, got {args.batch}")
     first = steps(module)[0].module
     generator = torch.Generator().manual_seed(args.seed)
-    if isinstance(first, torch.nn.Conv2d) or getattr(first, "original_name", "") == "Conv2d":
+    if isinstance(first, torch.nn.Conv2d):
         try:
             height, width = (int(s) for s in args.input_size.split(","))
         except ValueError:
             raise InputError(f"--input-size must be H,W (e.g. 8,8), got {args.input_size!r}") from None
+        if height < 1 or width < 1:
+            raise InputError(f"--input-size must be two positive integers H,W (e.g. 8,8), got {args.input_size!r}")
         shape = (args.batch, first.in_channels, height, width)
-    elif isinstance(first, torch.nn.GRU) or getattr(first, "original_name", "") == "GRU":
+        fix = "give a smaller --input-size or --batch"
+    elif isinstance(first, torch.nn.GRU):
         shape = ((args.batch, args.seq_len, first.input_size) if first.batch_first
                  else (args.seq_len, args.batch, first.input_size))
+        fix = "give a smaller --seq-len or --batch"
     elif hasattr(first, "in_features"):
         shape = (args.batch, first.in_features)
+        fix = "give a smaller --batch"
     else:
         raise InputError(f"cannot infer the input shape of {args.layer} (it starts with "
                          f"{type(first).__name__}); give --input X.pt")
+    check_input_memory(first, shape, "random inputs of shape", fix)
     return torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1
 
 
 def run_simulate(args: argparse.Namespace) -> int:
+    held: list = []  # the run's Checkpoint: its lock on --out is released however the run ends
+    try:
+        return _simulate(args, held)
+    finally:
+        for checkpoint in held:
+            checkpoint.release()
+
+
+def _simulate(args: argparse.Namespace, held: list) -> int:
     import torch
 
     from cosim.checkpoint import Checkpoint
     from cosim.layers import load_layer
     from cosim.nonideal import from_arguments as nonideal_from_arguments
-    from cosim.orchestrate import SimOptions, Simulation, relative_error
+    from cosim.layers import first_line
+    from cosim.orchestrate import SimOptions, Simulation, absolute_error, relative_error
     from cosim.provenance import versions
     from cosim.store import atomic_h5, check_output_path, write_run
 
@@ -121,6 +154,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     module = load_layer(args.layer)
     preset = preset_from_args(args)
     options = SimOptions(tile=args.tile, split=args.split, engine=args.engine,
+                         spice_timeout_s=args.spice_timeout,
                          spice_max_tile=args.spice_max_tile, spot_check=args.spot_check,
                          spot_vectors=args.spot_vectors, spice=args.spice,
                          workers=args.workers, executor=args.executor, scheduler=args.scheduler,
@@ -132,12 +166,16 @@ def run_simulate(args: argparse.Namespace) -> int:
     with torch.no_grad():
         try:
             ideal = module(x.float())
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError, IndexError) as exc:
             raise InputError(f"the input of shape {tuple(x.shape)} does not fit {args.layer}: "
-                             f"{str(exc).splitlines()[0]}") from None
+                             f"{first_line(exc)}") from None
     ideal = ideal[0] if isinstance(ideal, tuple) else ideal
+    if not torch.isfinite(ideal).all():
+        raise InputError(f"float PyTorch's output of {args.layer} overflows float32 (inf or NaN) for this "
+                         f"input (largest |x| = {float(x.abs().max()):.3g}); scale the input down")
     transient_names = transient_tiles(args.transient, tile_names(preset, options, module, x)) if tran else []
-    checkpoint = Checkpoint(out, resume=args.resume)
+    checkpoint = Checkpoint(out, resume=args.resume)  # refused while another run writes `out`
+    held.append(checkpoint)
     simulation = Simulation(preset, options, checkpoint)
     simulation.keep_details = True
     simulation.keep_vectors = max(1, args.transient_vectors)
@@ -152,22 +190,28 @@ def run_simulate(args: argparse.Namespace) -> int:
     # quantisation alone costs, so the summary separates it from the circuit.
     converters_only = Simulation(preset, replace(options, engine="ideal", spot_check=0, workers=1,
                                                  executor="local", quiet=True))
-    converters_error = relative_error(converters_only.forward(module, x), ideal)
+    converters_out = converters_only.forward(module, x)
+    converters_error = relative_error(converters_out, ideal)
+    # All-zero weights (a float output of zeros) leave no relative error: report ||y - y_float||.
+    zero_reference = not bool(ideal.abs().max() > 0)
+    absolute = (absolute_error(outputs, ideal), absolute_error(converters_out, ideal))
     config = {"preset": asdict(preset), "options": asdict(options), "layer": str(args.layer),
               "input_shape": list(x.shape), "adc_full_scale_v": simulation.adc_vfs}
     if transient_names:
         config["transient"] = {"tiles": transient_names, "vectors": args.transient_vectors,
                                "t_stop_s": tran.t_stop, "t_sample_s": tran.t_sample, "tia": "opamp"}
     attrs = {"config": json.dumps(config), "versions": versions(spice=True, torch=True, spice_engine=args.spice),
-             "command": shlex.join(["cosim", *sys.argv[1:]]), "relative_error": error,
-             "converters_only_relative_error": converters_error}
+             "command": shlex.join(["cosim", *sys.argv[1:]]),
+             "absolute_error": absolute[0], "converters_only_absolute_error": absolute[1]}
+    if not zero_reference:
+        attrs.update(relative_error=error, converters_only_relative_error=converters_error)
     with atomic_h5(out) as h5:
         write_run(h5, x.numpy(), outputs.numpy(), ideal.double().numpy(), simulation.records, attrs,
                   layers=simulation.layers)
         h5.attrs["seed"] = args.seed
     checkpoint.remove()
     _summary(module, x, outputs, simulation, (error, converters_error), checkpoint.reused,
-             time.perf_counter() - start, out)
+             time.perf_counter() - start, out, absolute=absolute if zero_reference else None)
     return 0
 
 
@@ -244,8 +288,16 @@ def run_transients(simulation: Simulation, names: list[str], tran: TranSpec, thr
         warn_if_disturbed(record.transient.disturb, tile=name)
 
 
+def _weights_all_zero(module) -> bool:
+    """Whether every weight of every analog step is zero."""
+    from cosim.layers import steps
+
+    return all(not bool(tensor.abs().max() > 0) for step in steps(module) if step.analog
+               for name, tensor in step.module.state_dict().items() if "weight" in name and tensor.numel())
+
+
 def _summary(module, x, outputs, simulation, errors: tuple[float, float], reused: int, seconds: float,
-             out: Path) -> None:
+             out: Path, absolute: tuple[float, float] | None = None) -> None:
     engines = Counter(r.engine for r in simulation.records.values())
     layer = type(module).__name__
     print(f"layer {layer}: input {tuple(x.shape)} -> output {tuple(outputs.shape)}; "
@@ -263,6 +315,12 @@ def _summary(module, x, outputs, simulation, errors: tuple[float, float], reused
               f"{tt.run.tran.t_stop * 1e9:.4g} ns, TIA {tt.spec.tia.kind}): {tt.disturb.summary()}")
     if transients:
         print(f"list its signals: cosim waves {out} --tile {transients[0].replace('/', '_')} --list")
-    print(f"relative error vs float PyTorch: {errors[0]:.4g} (ideal array with the same DAC/ADC: "
-          f"{errors[1]:.4g}; the rest is wires, drivers and access devices)")
+    if absolute is not None:  # float output all zero: a relative error would be 0/0 or inf
+        why = "the weights are all zero" if _weights_all_zero(module) else "it is all zero"
+        print(f"float PyTorch's output is all zero ({why}), so no relative error: absolute error "
+              f"||y - y_float|| = {absolute[0]:.4g} in output units (ideal array with the same DAC/ADC: "
+              f"{absolute[1]:.4g})")
+    else:
+        print(f"relative error vs float PyTorch: {errors[0]:.4g} (ideal array with the same DAC/ADC: "
+              f"{errors[1]:.4g}; the rest is wires, drivers and access devices)")
     print(f"time: {seconds:.2f} s; wrote {out}")

@@ -7,7 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
-from cosim.commands.common import add_hardware_options, preset_from_args
+from cosim.commands.common import add_hardware_options, add_spice_timeout, preset_from_args
+from cosim.process import check_timeout
 from cosim.errors import InputError
 
 
@@ -22,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_hardware_options(spot, converters=False)
     spot.add_argument("--calibration", metavar="CAL.json", help="fast-solver access calibration")
     spot.add_argument("--spice", choices=("ngspice", "vacask"), default="ngspice", help="reference engine")
+    add_spice_timeout(spot)
     spot.add_argument("--seed", type=int, default=0)
     spot.add_argument("--plot", metavar="PNG", help="write a plot of the errors (random tiles)")
     spot.add_argument("--json", metavar="FILE", help="write the report as JSON")
@@ -29,12 +31,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cosim.atomic import atomic_write_text, check_output_file
+
     if args.k < 1 or args.batch < 1:
         raise InputError("--k and --batch must be >= 1")
+    check_timeout(args.spice_timeout, "--spice-timeout")
+    # Before any simulation: a directory, a missing or read-only one (--plot's directory is created).
+    if args.json:
+        check_output_file(args.json)
+    if args.plot and Path(args.plot).parent.is_dir():
+        check_output_file(args.plot)
+    if args.plot:
+        from cosim.spotcheck import PLOT_FORMATS
+
+        if Path(args.plot).suffix.lstrip(".").lower() not in PLOT_FORMATS:
+            raise InputError(f"cannot write {args.plot}: --plot must end in "
+                             f"{', '.join('.' + f for f in PLOT_FORMATS)}")
     preset = preset_from_args(args)
     report = _layer_tiles(args, preset) if args.layer else _random_tiles(args, preset)
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        atomic_write_text(args.json, json.dumps(report, indent=2))
         print(f"wrote {args.json}")
     return 0
 
@@ -44,6 +60,7 @@ def _random_tiles(args: argparse.Namespace, preset) -> dict:
 
     report = spotcheck(args.k, args.size, seed=args.seed, batch=args.batch, v_max=preset.v_read,
                        device=preset.device, calibration=args.calibration, plot=args.plot, spice=args.spice,
+                       timeout_s=args.spice_timeout,
                        r_wire=preset.r_wire, r_driver=preset.r_driver, access=preset.access, nmos=preset.nmos)
     print(f"fast solver vs {args.spice}, {args.k} random {args.size}x{args.size} tiles, preset {preset.name}")
     print(report.summary())
@@ -63,7 +80,7 @@ def _layer_tiles(args: argparse.Namespace, preset) -> dict:
     names = [n for n in args.tiles.split(",") if n] if args.tiles else None
     options = SimOptions(tile=args.tile, engine="fast", spot_check=len(names) if names else args.k,
                          spot_vectors=args.batch, seed=args.seed, quiet=True, calibration=args.calibration,
-                         spice=args.spice)
+                         spice=args.spice, spice_timeout_s=args.spice_timeout)
     simulation = Simulation(preset, options)
     with torch.no_grad():
         simulation.forward(module, x)

@@ -27,9 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cosim.commands.common import add_spice_timeout
 from cosim.config import PRESET_NAMES, Preset, load_preset
+from cosim.commands import argtypes
 from cosim.errors import InputError
 from cosim.nonideal import NonIdeal
+from cosim.process import check_timeout
 
 NONIDEAL_FIELDS = {f.name: f.type for f in dataclasses.fields(NonIdeal)}
 INSITU_MODES = ("off", "cal", "insitu", "both")
@@ -50,6 +53,7 @@ class SweepSetup:
     draws: int = 5
     seed: int = 0
     insitu_epochs: int = 10
+    spice_timeout_s: float = 600.0
 
 
 def parse_value(axis: str, text: str):
@@ -103,7 +107,8 @@ def evaluate(model, preset: Preset, nonideal: NonIdeal, mode: str, setup: SweepS
     from cosim.insitu import InsituOptions, accuracy, insitu_train
     from cosim.orchestrate import SimOptions, Simulation
 
-    options = SimOptions(tile=setup.tile, engine=setup.engine, seed=seed, quiet=True, nonideal=nonideal)
+    options = SimOptions(tile=setup.tile, engine=setup.engine, seed=seed, quiet=True, nonideal=nonideal,
+                         spice_timeout_s=setup.spice_timeout_s)
     if mode == "off":
         return accuracy(Simulation(preset, options), model, *test)
     insitu = InsituOptions(calibrate=mode in ("cal", "both"), epochs=0 if mode == "cal" else setup.insitu_epochs)
@@ -128,7 +133,8 @@ def run_sweep(model, grid: dict[str, list], preset: Preset, setup: SweepSetup, t
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    with open(path, "w", newline="") as f:
+    """The rows as CSV at `path` (a temporary of `write_outputs`, or any path)."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -194,8 +200,10 @@ def plot(rows: list[dict], path: Path, title: str = "") -> None:
     if len(groups) > 1:
         ax.legend(fontsize=6, ncol=2 if len(groups) > 6 else 1)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        fig.savefig(path, format="png", dpi=120)  # explicit: `path` may be a temporary name
+    finally:
+        plt.close(fig)
 
 
 def split(x, y, seed: int = 2026):
@@ -229,13 +237,33 @@ def load_model_and_data(args: argparse.Namespace):
     return model, train, test
 
 
+def output_paths(out_dir: Path, name: str) -> dict[str, Path]:
+    """{'md', 'csv', 'png'}: NAME.md, NAME.csv and NAME.png under out_dir."""
+    return {ext: Path(out_dir) / f"{name}.{ext}" for ext in ("md", "csv", "png")}
+
+
+def check_outputs(out_dir: Path, name: str) -> dict[str, Path]:
+    """Refuse (one line, before any simulation) outputs that cannot be written:
+    out_dir a file or read-only, NAME.* a directory; creates out_dir."""
+    from cosim.atomic import check_output_dir, check_output_file
+
+    check_output_dir(out_dir, create=True)
+    paths = output_paths(out_dir, name)
+    for path in paths.values():
+        check_output_file(path)
+    return paths
+
+
 def write_outputs(rows: list[dict], out_dir: Path, name: str, title: str = "") -> dict[str, Path]:
-    """NAME.md, NAME.csv and NAME.png under out_dir."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {ext: out_dir / f"{name}.{ext}" for ext in ("md", "csv", "png")}
-    paths["md"].write_text((f"### {title}\n\n" if title else "") + markdown(rows))
-    write_csv(rows, paths["csv"])
-    plot(rows, paths["png"], title)
+    """NAME.md, NAME.csv and NAME.png under out_dir (created), all three
+    atomically: they appear together when complete, or none does."""
+    from cosim.atomic import atomic_paths
+
+    paths = check_outputs(out_dir, name)
+    with atomic_paths(list(paths.values())) as (md, table, png):
+        md.write_text((f"### {title}\n\n" if title else "") + markdown(rows), encoding="utf-8")
+        write_csv(rows, table)
+        plot(rows, png, title)
     return paths
 
 
@@ -248,15 +276,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", metavar="Y.pt", help="labels of --data")
     p.add_argument("--preset", default="seed001_mlp", help=f"{', '.join(PRESET_NAMES)} or JSON (default seed001_mlp)")
     p.add_argument("--engine", choices=("fast", "ideal", "spice", "auto"), default="fast")
+    add_spice_timeout(p)
     p.add_argument("--access", choices=("none", "nmos"), default="none",
                    help="access device (default none: the fast solver's exact linear path)")
-    p.add_argument("--tile", type=int, default=128)
-    p.add_argument("--draws", type=int, default=5, help="random draws per grid point (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="seed of draw 0 (draw d uses seed + d)")
+    p.add_argument("--tile", type=argtypes.int_at_least(2), default=128)
+    p.add_argument("--draws", type=argtypes.POSITIVE_INT, default=5, help="random draws per grid point (default 5)")
+    p.add_argument("--seed", type=argtypes.SEED, default=0, help="seed of draw 0 (draw d uses seed + d)")
     p.add_argument("--methods", metavar="M1,M2",
                    help="compare methods: none, calibration, insitu, both (calibration + in-situ); "
                         "short for --param insitu=...")
-    p.add_argument("--insitu-epochs", type=int, default=10, help="in-situ training epochs (default 10)")
+    p.add_argument("--insitu-epochs", type=argtypes.NON_NEGATIVE_INT, default=10,
+                   help="in-situ training epochs (default 10)")
     p.add_argument("--out-dir", default="sweep", help="directory of NAME.md/.csv/.png (default ./sweep)")
     p.add_argument("--name", default="sweep", help="file stem (default sweep)")
     p.set_defaults(run=run_sweep_command)
@@ -268,9 +298,12 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         raise InputError("give at least one --param NAME=v1,v2,...")
     if args.draws < 1:
         raise InputError(f"--draws must be >= 1, got {args.draws}")
+    check_timeout(args.spice_timeout, "--spice-timeout")
+    check_outputs(Path(args.out_dir), args.name)
     model, train, test = load_model_and_data(args)
     setup = SweepSetup(engine=args.engine, access=args.access, tile=args.tile, draws=args.draws,
-                       seed=args.seed, insitu_epochs=args.insitu_epochs)
+                       seed=args.seed, insitu_epochs=args.insitu_epochs,
+                       spice_timeout_s=check_timeout(args.spice_timeout, "--spice-timeout"))
     rows = run_sweep(model, grid, load_preset(args.preset), setup, train, test)
     paths = write_outputs(rows, Path(args.out_dir), args.name)
     print(markdown(rows), end="")

@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     from cosim.provenance import versions
     from cosim.store import atomic_h5, check_output_path, write_tile_group
 
+    from cosim.process import check_timeout
+
+    check_timeout(args.timeout, "--timeout")
     spec, v = tile_from_args(args)
     for path in (args.out, args.irdrop):
         if path:

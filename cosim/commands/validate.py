@@ -17,7 +17,6 @@ import json
 import shlex
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -136,9 +135,10 @@ def run_validate(args: argparse.Namespace) -> int:
     for access in accesses:
         if access not in ("none", "nmos"):
             raise InputError(f"--access takes none and/or nmos, got {access!r}")
-    out_dir = Path(args.out_dir)
-    if not out_dir.is_dir():
-        raise InputError(f"--out-dir {out_dir} does not exist; create it first")
+    from cosim.atomic import atomic_paths, check_output_dir, check_output_file
+
+    out_dir = check_output_dir(args.out_dir)  # exists, is a directory, is writable
+    targets = [check_output_file(out_dir / "validation.md"), check_output_file(out_dir / "validation.json")]
     vacask = vacask_available() if args.vacask == "auto" else args.vacask == "yes"
     command = shlex.join(["cosim", "validate", "--preset", args.preset, "--sizes", args.sizes,
                           "--access", args.access, "--batch", str(args.batch), "--seed", str(args.seed),
@@ -160,9 +160,10 @@ def run_validate(args: argparse.Namespace) -> int:
                 print(f"{preset.name} {access:>4} {size:>4}: ngspice {row['ngspice_s']:.2f} s, "
                       f"fast max rel {row['fast_max_rel']:.2e}", file=sys.stderr, flush=True)
     text = markdown(rows, command)
-    (out_dir / "validation.md").write_text(text)
     payload = {"command": command, "versions": json.loads(versions(spice=True)), "rows": rows}
-    (out_dir / "validation.json").write_text(json.dumps(payload, indent=2) + "\n")
+    with atomic_paths(targets) as (md, js):  # both appear, complete, or neither
+        md.write_text(text, encoding="utf-8")
+        js.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     print(text, end="")
     print(f"wrote {out_dir / 'validation.md'} and {out_dir / 'validation.json'}")
     return 0

@@ -35,8 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import h5py
 
-    from cosim.store import check_output_path
-    from cosim.waveforms import find_tile_group, read_signals, signal_table, tile_label
+    from cosim.atomic import check_output_file
+    from cosim.waveforms import find_tile_group, read_signals, sample_time, signal_table, tile_label
 
     if not args.list and not args.out:
         raise InputError("say what to do: --list to see the signals, "
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         suffix = Path(args.out).suffix.lower()
         if suffix not in FORMATS:
             raise InputError(f"cannot write {args.out}: the output must end in {', '.join(FORMATS)}")
-        check_output_path(args.out)
+        check_output_file(args.out)  # before reading anything: a directory, a missing or read-only one
     path = Path(args.file)
     if not path.is_file():
         raise InputError(f"{path} does not exist; give an HDF5 file from cosim tile --transient "
@@ -55,16 +55,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         h5 = h5py.File(path, "r")
     except OSError as exc:
-        raise InputError(f"{path} is not a readable HDF5 file ({exc})") from None
+        raise InputError(f"{path} is not a readable HDF5 file ({str(exc).splitlines()[0][:120]}); give an "
+                         "HDF5 file from cosim tile --transient or cosim simulate") from None
+    # Every group, dataset and attribute is checked as it is read (cosim.waveforms, cosim.h5check).
     with h5:
         group = find_tile_group(h5, args.tile)
         if args.list:
             print_table(signal_table(group, args.vector), tile_label(group))
         if args.out:
             time, signals = read_signals(group, args.signal, args.vector)
-            attrs = group["waveforms"].attrs
             write_output(time, signals, args.out, title=f"tile {tile_label(group)}, input vector "
-                         f"{args.vector}", t_sample=attrs.get("t_sample"))
+                         f"{args.vector}", t_sample=sample_time(group))
             print(f"wrote {len(signals)} signal(s) to {args.out}")
     return 0
 
@@ -78,13 +79,17 @@ def print_table(table: list[tuple[str, str, str]], where: str) -> None:
 
 
 def write_output(time: np.ndarray, signals: list[Signal], out: str, title: str, t_sample: float | None) -> None:
-    """PNG, HTML or CSV by the extension of `out`."""
+    """PNG, HTML or CSV by the extension of `out`, written atomically (cosim.plots)."""
     from cosim import plots
 
     suffix = Path(out).suffix.lower()
     if suffix == ".csv":
         plots.write_waveforms_csv(time, signals, out)
     elif suffix == ".html":
-        plots.plot_waveforms_html(time, signals, out, title, t_sample)
+        import html
+
+        plots.plot_waveforms_html(time, signals, out, html.escape(title), t_sample)  # plotly reads tags in text
     else:
-        plots.plot_waveforms_png(time, signals, out, title, t_sample)
+        from cosim.waveforms import plain_text
+
+        plots.plot_waveforms_png(time, signals, out, plain_text(title), t_sample)  # no mathtext from names
