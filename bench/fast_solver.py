@@ -42,12 +42,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.calibrate import calibrate, save_calibration
-from cosim.config import VteamParams
+from cosim.analysis.nmos_calibration import calibrate
+from cosim.core.config import VteamParams
+from cosim.core.tile import TileSpec
 from cosim.engines import solve_spice
-from cosim.fast import prepare
-from cosim.spice import ngspice_version
-from cosim.tile import TileSpec
+from cosim.fast.calibration import save_calibration
+from cosim.fast.prepared import prepare
+from cosim.spice.ngspice import ngspice_version
 
 PRESETS = {"seed000": VteamParams(), "mlp": VteamParams(r_on=1e3, r_off=12e3)}
 R_WIRE, R_DRIVER = 1.0, 10.0

@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 
 import cosim
-from cosim.convert import tile_cache
-from cosim.networks import RESNET_INPUT, make_resnet18_cbam
+from cosim.nets.networks import RESNET_INPUT, make_resnet18_cbam
+from cosim.twin.convert import tile_cache
 
 
 def peak_rss_mib() -> float:

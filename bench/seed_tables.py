@@ -26,8 +26,9 @@ from pathlib import Path
 import torch
 
 from cosim.commands.sweep import SweepSetup, parse_grid, run_sweep, split, write_outputs
-from cosim.config import load_preset
-from cosim.examples import EXAMPLE_SEED, digits_data, make_mlp_digits
+from cosim.core.config import load_preset
+from cosim.core.seeds import EXAMPLE_SEED
+from cosim.nets.examples import digits_data, make_mlp_digits
 
 TABLES = {
     "stuck_at": ("accuracy vs stuck-at rate (seed 000 Table 1)",

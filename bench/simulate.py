@@ -35,8 +35,8 @@ def run_one(case: str, ir_drop: bool, batch: int, access: str) -> dict:
     """Simulate one case in this process and measure it."""
     import torch
 
-    from cosim.config import load_preset
-    from cosim.orchestrate import SimOptions, Simulation, relative_error
+    from cosim.core.config import load_preset
+    from cosim.run.simulation import SimOptions, Simulation, relative_error
 
     module, shape = build(case)
     x = torch.rand((batch, *shape), generator=torch.Generator().manual_seed(1), dtype=torch.float64)

@@ -29,14 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.config import TranSpec, VteamParams
-from cosim.errors import SpiceError, SpiceTimeout
-from cosim.fast import solve_fast
-from cosim.netlist import tile_netlist
-from cosim.rawfile import Plot
-from cosim.spice import SpiceRun, ngspice_version, run_netlist
-from cosim.tile import TileSpec
-from cosim.vacask_run import run_tile, vacask_version
+from cosim.core.config import TranSpec, VteamParams
+from cosim.core.errors import SpiceError, SpiceTimeout
+from cosim.core.tile import TileSpec
+from cosim.fast.prepared import solve_fast
+from cosim.spice.ngspice import SpiceRun, ngspice_version, run_netlist
+from cosim.spice.ngspice_netlist import tile_netlist
+from cosim.spice.rawfile import Plot
+from cosim.spice.vacask import run_tile, vacask_version
 
 TRAN = TranSpec(t_stop=100e-9, t_step=0.5e-9, t_sample=95e-9, t_max_step=1e-9)
 TIMEOUT_S = 600.0

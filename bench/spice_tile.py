@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim import device as vteam
-from cosim.config import TranSpec, VteamParams
-from cosim.netlist import tile_netlist
-from cosim.spice import ngspice_version, run_netlist
-from cosim.tile import TileSpec
+from cosim.core import vteam
+from cosim.core.config import TranSpec, VteamParams
+from cosim.core.tile import TileSpec
+from cosim.spice.ngspice import ngspice_version, run_netlist
+from cosim.spice.ngspice_netlist import tile_netlist
 
 
 def bench_tile(n: int, mode: str, seed: int = 0) -> dict:

@@ -1,16 +1,16 @@
 """cosim: SPICE-backed, circuit-level co-simulator for memristor crossbar accelerators."""
 
-__version__ = "0.1.0"
+from cosim.core.errors import CosimError
+from cosim.core.tile import TileSpec
+from cosim.core.version import __version__
 
-from cosim.errors import CosimError  # noqa: E402
-
-__all__ = ["CosimError", "__version__", "convert"]
+__all__ = ["CosimError", "TileSpec", "__version__", "convert"]
 
 
 def __getattr__(name: str):
-    """Lazy exports: `cosim.convert` imports torch only when used."""
+    """Lazy export: `cosim.convert` (the function of `cosim.twin.convert`) imports torch only when used."""
     if name == "convert":
-        import cosim.convert as module  # a callable module: cosim.convert(model)
+        from cosim.twin.convert import convert
 
-        return module
+        return convert
     raise AttributeError(f"module 'cosim' has no attribute {name!r}")

@@ -9,14 +9,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from cosim import __version__
 from cosim.commands import COMMANDS
-from cosim.errors import CosimError
+from cosim.core.errors import CosimError
+from cosim.core.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand listed in cosim.commands.COMMANDS."""
-    from cosim.commands.argtypes import OneLineParser  # a bad option is one `cosim: error:` line
+    from cosim.commands.argtypes import (
+        OneLineParser,  # a bad option is one `cosim: error:` line
+    )
 
     parser = OneLineParser(prog="cosim", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"cosim {__version__}")
@@ -39,8 +41,8 @@ class Terminated(SystemExit):
 def _on_signal(signum: int, frame: object) -> None:
     """SIGINT -> KeyboardInterrupt, SIGTERM -> Terminated; recorded first, so
     that a simulator being waited for is killed even if Python swallows the
-    exception (cosim.process.request_stop)."""
-    from cosim.process import request_stop
+    exception (cosim.spice.process.request_stop)."""
+    from cosim.spice.process import request_stop
 
     exc_type, args = (KeyboardInterrupt, ()) if signum == signal.SIGINT else (Terminated, (signum,))
     if request_stop(exc_type, *args):
@@ -52,7 +54,7 @@ def _signals_raise() -> Iterator[None]:
     """While `main` runs, SIGTERM raises Terminated and SIGINT KeyboardInterrupt
     (a SIGINT that was ignored when cosim started stays ignored); restored
     after, for callers in-process."""
-    from cosim.process import clear_stop
+    from cosim.spice.process import clear_stop
 
     clear_stop()
     previous = {}

@@ -12,46 +12,23 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cosim import peripherals
-from cosim.config import TranSpec
-from cosim.errors import InputError
-from cosim.netlist import dac_output, tile_netlist
-from cosim.rawfile import Plot
-from cosim.spice import run_netlist
-from cosim.tile import TileSpec
+from cosim.core import peripherals
+from cosim.core.config import TranSpec
+from cosim.core.drive import dac_output
+from cosim.core.errors import InputError
+from cosim.core.results import TileResult
+from cosim.core.tile import TileSpec
+from cosim.spice.ngspice import run_netlist
+from cosim.spice.ngspice_netlist import tile_netlist
+from cosim.spice.rawfile import Plot
 
 ENGINES = ("spice", "fast", "ideal")
+
 SPICE_ENGINES = ("ngspice", "vacask")
-
-
-@dataclass
-class TileResult:
-    """Column outputs of a tile for a batch of B input vectors.
-
-    Attributes:
-        current: current into each column's TIA, (B, C) (A).
-        vout: TIA output voltages, (B, C) (V).
-        adc_code: ADC codes, (B, C) integers, or None without ADCs.
-        engine: the engine that produced it.
-        wall_s: wall-clock time of the solve (s).
-        netlist: the ngspice netlist (spice engine).
-        log: ngspice's log (spice engine).
-        waveforms: one dict of vectors per input vector (transients), with `time` (s).
-    """
-
-    current: np.ndarray
-    vout: np.ndarray
-    adc_code: np.ndarray | None
-    engine: str
-    wall_s: float
-    netlist: str | None = None
-    log: str | None = None
-    waveforms: list[dict[str, np.ndarray]] | None = None
 
 
 def solve(spec: TileSpec, voltages: np.ndarray, engine: str = "spice", spice: str = "ngspice",
@@ -63,7 +40,7 @@ def solve(spec: TileSpec, voltages: np.ndarray, engine: str = "spice", spice: st
     if engine == "spice":
         return solve_spice(spec, voltages, spice=spice, **options)
     if engine == "fast":
-        from cosim.fast import solve_fast
+        from cosim.fast.prepared import solve_fast
 
         return solve_fast(spec, voltages, **options)
     raise InputError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
@@ -93,7 +70,7 @@ def solve_spice(spec: TileSpec, voltages: np.ndarray, mode: str = "op", tran: Tr
         text = tile_netlist(spec, v, mode=mode, tran=tran, save_all=save_all)
         run = run_netlist(text, timeout_s=timeout_s, expect_plots=v.shape[0], keep_dir=keep_dir)
     elif spice == "vacask":
-        from cosim.vacask_run import run_tile
+        from cosim.spice.vacask import run_tile
 
         run = run_tile(spec, v, mode, tran, timeout_s=timeout_s, save_all=save_all, keep_dir=keep_dir)
     else:

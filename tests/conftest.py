@@ -10,7 +10,8 @@ import pytest
 def digits_split():
     """((x_train, y_train), (x_test, y_test)): the fixed 80/20 split of make_mlp_digits."""
     from cosim.commands.sweep import split
-    from cosim.examples import EXAMPLE_SEED, digits_data
+    from cosim.core.seeds import EXAMPLE_SEED
+    from cosim.nets.examples import digits_data
 
     return split(*digits_data(), EXAMPLE_SEED)
 
@@ -18,7 +19,7 @@ def digits_split():
 @pytest.fixture(scope="session")
 def digits_mlp():
     """The 64-100-10 Abs MLP trained for 80 epochs (test accuracy ~0.97). Tests must not change it."""
-    from cosim.examples import make_mlp_digits
+    from cosim.nets.examples import make_mlp_digits
 
     model, _ = make_mlp_digits(epochs=80)
     for p in model.parameters():

@@ -1,5 +1,5 @@
 """Each hand-written peripheral block of circuits/ in ngspice against its
-formula in cosim.peripherals (many operating points per ngspice run)."""
+formula in cosim.core.peripherals (many operating points per ngspice run)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from cosim import peripherals as per
-from cosim.errors import InputError
-from cosim.rawfile import Plot
-from cosim.resources import resource_path
-from cosim.spice import run_netlist
-
+from cosim.core import peripherals as per
+from cosim.core.errors import InputError
+from cosim.core.resources import resource_path
+from cosim.spice.ngspice import run_netlist
+from cosim.spice.rawfile import Plot
 
 
 def _include(*names: str) -> str:

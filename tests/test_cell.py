@@ -1,20 +1,18 @@
 """The 1T1R cell (circuits/cell_1t1r.cir) and the access NMOS card
 (models/nmos_access.lib) in ngspice against the level-1 formulas of
-cosim.peripherals."""
+cosim.core.peripherals."""
 
 from __future__ import annotations
-
 
 import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from cosim import peripherals as per
-from cosim.errors import InputError
-from cosim.rawfile import Plot
-from cosim.resources import resource_path
-from cosim.spice import run_netlist
-
+from cosim.core import peripherals as per
+from cosim.core.errors import InputError
+from cosim.core.resources import resource_path
+from cosim.spice.ngspice import run_netlist
+from cosim.spice.rawfile import Plot
 
 W, L, V_WL = 3.1e-6, 0.1e-6, 1.8   # m, m, V: the cell's defaults
 R_VALUES = (50.0, 1e3, 12e3)       # ohm: both presets' device range

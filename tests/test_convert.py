@@ -11,12 +11,13 @@ import torch
 from torch import nn
 
 import cosim
-from cosim import fast, peripherals
+from cosim import fast
 from cosim.cli import main
-from cosim.convert import AnalogConv2d, AnalogGRU, AnalogLinear, tile_cache
-from cosim.tilecache import dac_levels
-from cosim.errors import InputError
-from cosim.nn import Abs, SequenceLast
+from cosim.core import peripherals
+from cosim.core.errors import InputError
+from cosim.nets.nn import Abs, SequenceLast
+from cosim.twin.convert import AnalogConv2d, AnalogGRU, AnalogLinear, tile_cache
+from cosim.twin.tilecache import dac_levels
 
 IDEAL = dict(r_wire=0.0, r_driver=0.0, access="none", dac_bits=None, adc_bits=None)
 
@@ -107,8 +108,8 @@ def test_gru_tiles_are_prepared_once_across_time_steps_and_batches(monkeypatch):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_twin_equals_cosim_simulate_with_wires_and_converters(name):
     """Same mapping, DAC, IR drop and ADC as `cosim simulate` (Simulation.forward)."""
-    from cosim.config import load_preset
-    from cosim.orchestrate import SimOptions, Simulation
+    from cosim.core.config import load_preset
+    from cosim.run.simulation import SimOptions, Simulation
 
     make, shape = CASES[name]
     model = make()
@@ -147,7 +148,7 @@ def test_unknown_option_is_one_line_error():
 
 
 def test_evaluate_on_digits_prints_accuracies(tmp_path, capsys):
-    from cosim.examples import make_mlp_digits
+    from cosim.nets.examples import make_mlp_digits
 
     model, _ = make_mlp_digits(epochs=40)
     torch.save(model, tmp_path / "mlp.pt")
@@ -190,8 +191,8 @@ CONVS = {  # (conv, input shape): layouts and coverage cases of the prepared con
 def test_prepared_conv_in_float64_equals_cosim_simulate(case):
     """DAC on the feature map before im2col, one multiply per row of tiles and the
     vectorised ADC compute what Simulation.matmul computes tile by tile."""
-    from cosim.config import load_preset
-    from cosim.orchestrate import SimOptions, Simulation
+    from cosim.core.config import load_preset
+    from cosim.run.simulation import SimOptions, Simulation
 
     make, shape = CONVS[case]
     torch.manual_seed(5)
@@ -208,8 +209,8 @@ def test_prepared_conv_in_float64_equals_cosim_simulate(case):
 
 
 def test_covered_range_is_the_largest_patch_value():
-    from cosim.patches import covered_range
-    from cosim.orchestrate import im2col
+    from cosim.mapping.patches import covered_range
+    from cosim.run.simulation import im2col
 
     x = torch.randn(2, 3, 11, 11, dtype=torch.float64)
     x[0, 1, 10, 10] = -9.0  # read by padded or dense kernels only
@@ -279,9 +280,10 @@ def test_gru_initial_hidden_state(batch_first):
 def test_calibrated_and_newton_twins_equal_cosim_simulate(case, tmp_path):
     """1T1R access: the sign-split (calibrated) transfer matrices on the prepared
     path, and Newton tiles on the general path, as `cosim simulate` computes them."""
-    from cosim.calibrate import calibrate, save_calibration
-    from cosim.config import load_preset
-    from cosim.orchestrate import SimOptions, Simulation
+    from cosim.analysis.nmos_calibration import calibrate
+    from cosim.core.config import load_preset
+    from cosim.fast.calibration import save_calibration
+    from cosim.run.simulation import SimOptions, Simulation
 
     preset = load_preset("seed001_mlp")
     assert preset.access == "nmos"
@@ -308,8 +310,8 @@ def test_binarized_layers_convert_onto_two_device_levels():
     """BinaryLinear / BinaryConv2d holding continuous latent weights: the twin
     computes with alpha * sign(W) on exactly two conductances, like the
     float binarised layers (ideal array, no converters)."""
-    from cosim.convert import AnalogBinaryConv2d, AnalogBinaryLinear
-    from cosim.training import BinaryConv2d, BinaryLinear
+    from cosim.nets.training import BinaryConv2d, BinaryLinear
+    from cosim.twin.convert import AnalogBinaryConv2d, AnalogBinaryLinear
 
     torch.manual_seed(4)
     model = nn.Sequential(BinaryConv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),

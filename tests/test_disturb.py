@@ -9,13 +9,18 @@ import h5py
 import numpy as np
 import pytest
 
-from cosim.config import DacSpec, TranSpec, VteamParams
-from cosim.disturb import (DisturbReport, ReadDisturbWarning, group_disturb, max_read_pulse,
-                           relative_change, warn_if_disturbed)
-from cosim.store import write_tile_group
-from cosim.tile import TileSpec
-from cosim.transient import run_transient
-
+from cosim.analysis.disturb import (
+    DisturbReport,
+    ReadDisturbWarning,
+    max_read_pulse,
+    relative_change,
+    warn_if_disturbed,
+)
+from cosim.analysis.transient import run_transient
+from cosim.core.config import DacSpec, TranSpec, VteamParams
+from cosim.core.tile import TileSpec
+from cosim.results.store import write_tile_group
+from cosim.results.stored_disturb import group_disturb
 
 SEED = VteamParams()
 RATE = SEED.k_off / (SEED.w_off - SEED.w_on)  # dx/dt per unit of (v/v_off - 1) at f = 1 (1/s)

@@ -8,15 +8,16 @@ import json
 
 import numpy as np
 import pytest
+from nodal_reference import crossbar_currents
 
 from cosim import fast
-from cosim.calibrate import calibrate, load_calibration, save_calibration
-from cosim.config import AdcSpec, DacSpec, NmosAccess, TiaSpec, VteamParams
+from cosim.analysis.nmos_calibration import calibrate
+from cosim.analysis.spotcheck import spotcheck
+from cosim.core.config import AdcSpec, DacSpec, NmosAccess, TiaSpec, VteamParams
+from cosim.core.errors import InputError
+from cosim.core.tile import TileSpec
 from cosim.engines import solve_spice
-from cosim.errors import InputError
-from cosim.spotcheck import spotcheck
-from cosim.tile import TileSpec
-from nodal_reference import crossbar_currents
+from cosim.fast.calibration import load_calibration, save_calibration
 
 SEED000 = VteamParams()  # 50 ohm .. 1 kohm
 MLP = VteamParams(r_on=1e3, r_off=12e3)  # 1 kohm .. 12 kohm

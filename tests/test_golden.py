@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from cosim.engines import solve
-from cosim.examples import golden_cases, write_golden_netlists
-from cosim.rawfile import read_raw
-from cosim.spice import ngspice_executable
+from cosim.spice.goldens import golden_cases, write_golden_netlists
+from cosim.spice.ngspice import ngspice_executable
+from cosim.spice.rawfile import read_raw
 
 GOLDEN = Path(__file__).resolve().parent.parent / "netlists"
 REGENERATE = "make netlists  (or: cosim netlist --golden netlists)"

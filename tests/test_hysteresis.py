@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from scipy.integrate import trapezoid
 
-from cosim import device
-from cosim.config import VteamParams
-from cosim.resources import resource_path
-from cosim.spice import run_netlist
+from cosim.core import vteam as device
+from cosim.core.config import VteamParams
+from cosim.core.resources import resource_path
+from cosim.spice.ngspice import run_netlist
 
 P = VteamParams()  # seed 000: 50 ohm / 1 kohm, Biolek p = 1, linear R(x)
 AMPLITUDE_V = 1.0

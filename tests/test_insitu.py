@@ -7,10 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from cosim.config import load_preset
-from cosim.insitu import CalibratedSimulation, InsituOptions, calibrate, insitu_train
-from cosim.nonideal import NonIdeal
-from cosim.orchestrate import SimOptions
+from cosim.core.config import load_preset
+from cosim.mapping.nonideal import NonIdeal
+from cosim.run.simulation import SimOptions
+from cosim.twin.insitu import (
+    CalibratedSimulation,
+    InsituOptions,
+    calibrate,
+    insitu_train,
+)
 
 PRESET = load_preset("seed001_mlp").with_(access="none")
 

@@ -15,7 +15,7 @@ def test_non_editable_install_finds_circuits_and_models(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(REPO)], check=True, timeout=300, capture_output=True)
-    probe = ("from cosim.resources import resource_path as r; import cosim; "
+    probe = ("from cosim.core.resources import resource_path as r; import cosim; "
              "print(cosim.__file__); "
              "print(r('circuits','tia.cir')); print(r('models','vteam.va')); print(r('models','vteam.lib')); "
              "print(r('circuits','vacask/tia.inc')); print(r('circuits','vacask/blocks.va')); "

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
-
-from cosim.errors import InputError
-from cosim.irdrop import irdrop_map, node_voltages
-from cosim.tile import TileSpec
 from nodal_reference import crossbar_node_voltages
 
+from cosim.analysis.irdrop import irdrop_map, node_voltages
+from cosim.core.errors import InputError
+from cosim.core.tile import TileSpec
 
 
 @pytest.mark.parametrize("access", ["none", "nmos"])
@@ -77,7 +75,7 @@ def test_fast_node_voltages_equal_ngspice(access, r_driver):
 def test_fast_map_of_a_large_tile_equals_the_sparse_nodal_solve():
     """A 96x80 map without SPICE: the chain/CG solve against scipy's sparse LU
     of the same network (`cosim.fast.graph_node_voltages`), 1e-11 V."""
-    from cosim.fast import graph_node_voltages
+    from cosim.fast.nodal import graph_node_voltages
 
     rng = np.random.default_rng(8)
     g = 1.0 / rng.uniform(1e3, 12e3, size=(96, 80))

@@ -9,9 +9,15 @@ from torch import nn
 
 import cosim
 from cosim.cli import main
-from cosim.convert import AnalogConv2d, tile_cache
-from cosim.networks import (CBAM, ResNet18Cbam, load_network, make_binarized_cnn, make_gru_classifier,
-                            make_resnet18_cbam)
+from cosim.nets.networks import (
+    CBAM,
+    ResNet18Cbam,
+    load_network,
+    make_binarized_cnn,
+    make_gru_classifier,
+    make_resnet18_cbam,
+)
+from cosim.twin.convert import AnalogConv2d, tile_cache
 
 IDEAL = dict(r_wire=0.0, r_driver=0.0, access="none", dac_bits=None, adc_bits=None)
 

@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from cosim.cli import main
-from cosim.config import load_preset
-from cosim.errors import InputError
-from cosim.mapping import map_weights
-from cosim.nonideal import NonIdeal, STUCK_HRS, STUCK_LRS, apply, label_rng
-from cosim.orchestrate import SimOptions, Simulation
+from cosim.core.config import load_preset
+from cosim.core.errors import InputError
+from cosim.mapping.nonideal import STUCK_HRS, STUCK_LRS, NonIdeal, apply, label_rng
+from cosim.mapping.pairs import map_weights
+from cosim.run.simulation import SimOptions, Simulation
 
 DEVICE = load_preset("seed001_mlp").device  # 1 k .. 12 kohm
 

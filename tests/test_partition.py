@@ -6,10 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cosim.config import VteamParams
-from cosim.errors import InputError
-from cosim.mapping import currents_to_outputs, inputs_to_voltages, map_weights, tile_conductance
-from cosim.partition import partition_matrix, split_sizes
+from cosim.core.config import VteamParams
+from cosim.core.errors import InputError
+from cosim.mapping.pairs import (
+    currents_to_outputs,
+    inputs_to_voltages,
+    map_weights,
+    tile_conductance,
+)
+from cosim.mapping.partition import partition_matrix, split_sizes
 
 
 @pytest.mark.parametrize("n, size", [(1, 4), (7, 4), (8, 4), (784, 128), (100, 64), (129, 128)])

@@ -21,9 +21,9 @@ from matplotlib import image as mpimg
 from torch import nn
 
 from cosim.cli import main
-from cosim.config import load_preset
-from cosim.orchestrate import SimOptions, Simulation
-from cosim.report import SECTIONS
+from cosim.core.config import load_preset
+from cosim.results.report import SECTIONS
+from cosim.run.simulation import SimOptions, Simulation
 
 pytestmark = pytest.mark.skipif(not shutil.which("ngspice"), reason="ngspice is not installed")
 

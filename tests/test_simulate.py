@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from cosim import orchestrate
 from cosim.cli import main
-from cosim.config import load_preset
-from cosim.nn import Abs, SequenceLast
-from cosim.orchestrate import SimOptions, Simulation, relative_error
+from cosim.core.config import load_preset
+from cosim.nets.nn import Abs, SequenceLast
+from cosim.run import simulation as orchestrate
+from cosim.run.simulation import SimOptions, Simulation, relative_error
 
 IDEAL_HW = dict(r_wire=0.0, r_driver=0.0, access="none", dac_bits=None, adc_bits=None)
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from cosim.cli import main
-from cosim.store import read_tile_spec
+from cosim.results.tile_specs import read_tile_spec
 
 TILE = "linear.r0c0"  # a bare Linear's tiles are linear.r<i>c<j>; 6->3 at --tile 4 gives 2x2 tiles
 
@@ -135,8 +135,8 @@ def test_tile_names_of_the_dry_run_are_the_names_a_simulation_records(layer, x):
     """--transient names are checked before any tile is solved: the dry
     forward names exactly the tiles (in order) that the real run records."""
     from cosim.commands.simulate import tile_names
-    from cosim.config import load_preset
-    from cosim.orchestrate import SimOptions, Simulation
+    from cosim.core.config import load_preset
+    from cosim.run.simulation import SimOptions, Simulation
 
     preset, options = load_preset("seed000_vteam"), SimOptions(tile=8, engine="ideal", quiet=True)
     sim = Simulation(preset, options)
@@ -147,7 +147,7 @@ def test_tile_names_of_the_dry_run_are_the_names_a_simulation_records(layer, x):
 def test_read_disturb_recomputed_from_the_stored_states_equals_the_stored_report(run_file):
     """`group_disturb(recompute=True)` rebuilds the tile as it ran (op-amp TIA)
     from RUN.h5 and integrates the stored ngspice states again."""
-    from cosim.disturb import group_disturb
+    from cosim.results.stored_disturb import group_disturb
 
     out, _ = run_file
     with h5py.File(out, "r") as h5:

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from cosim.errors import SpiceConvergenceError, SpiceError, SpiceTimeout
-from cosim.rawfile import read_raw
-from cosim.spice import run_netlist
+from cosim.core.errors import SpiceConvergenceError, SpiceError, SpiceTimeout
+from cosim.spice.ngspice import run_netlist
+from cosim.spice.rawfile import read_raw
 
 
 def test_unknown_model_is_an_error_carrying_netlist_and_log(tmp_path):

@@ -7,8 +7,8 @@ import torch
 
 from cosim.cli import main
 from cosim.commands.sweep import SweepSetup, markdown, parse_grid, run_sweep
-from cosim.config import load_preset
-from cosim.errors import InputError
+from cosim.core.config import load_preset
+from cosim.core.errors import InputError
 
 
 def test_grid_parsing_types_and_refusals():

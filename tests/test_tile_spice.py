@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from nodal_reference import crossbar_currents
 from scipy.optimize import brentq
 
-from cosim import peripherals
-from cosim.config import AdcSpec, DacSpec, NmosAccess, TranSpec
+from cosim.core import peripherals
+from cosim.core.config import AdcSpec, DacSpec, NmosAccess, TranSpec
+from cosim.core.resources import resource_path
+from cosim.core.tile import TileSpec
 from cosim.engines import solve
-from cosim.resources import resource_path
-from cosim.tile import TileSpec
-from nodal_reference import crossbar_currents
 
 
 def rel_err(a: np.ndarray, b: np.ndarray) -> float:
@@ -100,7 +100,7 @@ def test_random_16x16_with_wires_matches_scipy_nodal_solve(seed):
 
 
 def test_dac_and_adc_quantise_like_their_formulas():
-    """ngspice DAC/ADC blocks in a tile agree with cosim.peripherals."""
+    """ngspice DAC/ADC blocks in a tile agree with cosim.core.peripherals."""
     rng = np.random.default_rng(5)
     g = rng.uniform(1e-3, 1e-2, size=(4, 3))
     v = rng.uniform(-0.3, 0.3, size=(4, 4))

@@ -13,11 +13,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from cosim.cli import main
-from cosim.config import VteamParams, load_preset
-from cosim.errors import InputError
-from cosim.orchestrate import SimOptions, Simulation, relative_error
-from cosim.training import (BinaryConv2d, BinaryLinear, QuantLinear, binary_pairs, noisy_weight,
-                            quantize_activation, quantize_weight)
+from cosim.core.config import VteamParams, load_preset
+from cosim.core.errors import InputError
+from cosim.nets.training import (
+    BinaryConv2d,
+    BinaryLinear,
+    QuantLinear,
+    binary_pairs,
+    noisy_weight,
+    quantize_activation,
+    quantize_weight,
+)
+from cosim.run.simulation import SimOptions, Simulation, relative_error
 
 
 @pytest.mark.parametrize("bits", [2, 4, 8, 16])
@@ -65,7 +72,7 @@ def _train(model, x, y, epochs=60):
 
 
 def test_qat_model_survives_2_bit_weights_better_than_a_plain_one():
-    from cosim.examples import digits_data
+    from cosim.nets.examples import digits_data
 
     x, y = digits_data()
     x, y = x[:500], y[:500]
@@ -156,7 +163,7 @@ def test_saved_binarised_model_loads_and_simulate_writes_two_level_tiles(tmp_pat
 
 
 def test_binarized_cnn_example_simulates_on_two_levels():
-    from cosim.networks import make_binarized_cnn
+    from cosim.nets.networks import make_binarized_cnn
 
     model, _ = make_binarized_cnn(epochs=2)
     x = torch.rand(4, 1, 8, 8)

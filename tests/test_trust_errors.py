@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 
-
 def cosim(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cosim", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=300)
@@ -348,8 +347,8 @@ def test_tile_refuses_an_npz_archive(tmp_path):
 
 
 def test_tilespec_refuses_complex_and_bool_arrays_from_python():
-    from cosim.errors import InputError
-    from cosim.tile import TileSpec
+    from cosim.core.errors import InputError
+    from cosim.core.tile import TileSpec
 
     with pytest.raises(InputError, match="complex128"):
         TileSpec(np.full((2, 2), 1e-3 + 0j))

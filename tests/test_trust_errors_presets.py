@@ -18,12 +18,22 @@ import pytest
 import torch
 from torch import nn
 
-from cosim import config
 from cosim.cli import main
-from cosim.config import (AdcSpec, DacSpec, FieldError, NmosAccess, Preset, TiaSpec, TranSpec, VteamParams,
-                          from_dict, load_preset)
-from cosim.errors import InputError
-from cosim.resources import resource_path
+from cosim.core import config
+from cosim.core.config import (
+    AdcSpec,
+    DacSpec,
+    FieldError,
+    NmosAccess,
+    Preset,
+    TiaSpec,
+    TranSpec,
+    VteamParams,
+    from_dict,
+    load_preset,
+)
+from cosim.core.errors import InputError
+from cosim.core.resources import resource_path
 
 COSIM = str(Path(sys.executable).with_name("cosim"))
 BUNDLED = json.loads(resource_path("presets", "seed000_vteam.json").read_text())

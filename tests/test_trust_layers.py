@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from cosim.layers import is_torchscript, load_layer
+from cosim.nets.loading import is_torchscript, load_layer
 
 
 def cosim(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -188,8 +188,8 @@ def test_scripted_input_tensor_file_is_refused(tmp_path):
 
 def test_a_scripted_module_handed_to_the_python_api_is_refused(tmp_path):
     """steps() recognises only real torch.nn classes now, never a scripted module's original_name."""
-    from cosim.errors import InputError
-    from cosim.layers import steps
+    from cosim.core.errors import InputError
+    from cosim.nets.loading import steps
 
     scripted = torch.jit.script(nn.Linear(4, 2))
     with pytest.raises(InputError, match="not a supported module"):

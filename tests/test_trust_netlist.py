@@ -8,7 +8,7 @@ without `--transient all`, ngspice and VACASK), a conductance file's name
 (`cosim tile`, `cosim netlist` then plain `ngspice -b`), preset fields, a
 RUN.h5 tile's `config` read back by `cosim report`, and `engines.solve` with
 either simulator. Each case asserts the marker never appears and the run
-either succeeds with the name in its safe form (`cosim.netsafe`) or is
+either succeeds with the name in its safe form (`cosim.core.netsafe`) or is
 refused in one line. The writers' last wall (`check_ngspice`,
 `check_vacask`), the number formatter and TileSpec's allowlists are tested
 on their own.
@@ -32,14 +32,19 @@ import pytest
 import torch
 from torch import nn
 
-from cosim import netsafe
-from cosim.calibrate import sweep_netlist
-from cosim.config import AdcSpec, DacSpec, NmosAccess, TiaSpec, VteamParams
+from cosim.analysis.nmos_calibration import sweep_netlist
+from cosim.core import netsafe
+from cosim.core.config import AdcSpec, DacSpec, NmosAccess, TiaSpec, VteamParams
+from cosim.core.errors import InputError
+from cosim.core.netsafe import (
+    UnsafeNetlistError,
+    check_ngspice,
+    check_vacask,
+    netlist_name,
+)
+from cosim.core.tile import TileSpec
 from cosim.engines import solve
-from cosim.errors import InputError
-from cosim.netlist import tile_netlist
-from cosim.netsafe import UnsafeNetlistError, check_ngspice, check_vacask, netlist_name
-from cosim.tile import TileSpec
+from cosim.spice.ngspice_netlist import tile_netlist
 
 HAVE_VACASK = True
 try:
@@ -160,7 +165,7 @@ def _ngspice_lines() -> list[str]:
 
 
 def _vacask_lines() -> list[str]:
-    from cosim.vacask_netlist import VacaskModules, vacask_netlist
+    from cosim.spice.vacask_netlist import VacaskModules, vacask_netlist
 
     modules = VacaskModules(Path("/opt/cosim/blocks.osdi"), Path("/opt/cosim/vteam.osdi"))
     return vacask_netlist(_tile(), np.full(2, 0.2), modules, mode="tran").rstrip("\n").split("\n")
@@ -291,7 +296,7 @@ def test_calibration_netlist_goes_through_the_one_number_formatter_and_final_che
 @pytest.mark.parametrize("simulator", ["ngspice", "vacask"])
 @pytest.mark.parametrize("mode", ["op", "tran"])
 def test_both_writers_carry_only_the_safe_name_of_a_hostile_tile(simulator, mode):
-    from cosim.vacask_netlist import VacaskModules, vacask_netlist
+    from cosim.spice.vacask_netlist import VacaskModules, vacask_netlist
 
     name = attack(simulator, "/tmp/x")
     spec = _tile(name=name)
@@ -407,7 +412,7 @@ def _rerun(netlist: str, simulator: str, folder: Path) -> None:
         (folder / "tile.cir").write_text(netlist)
         argv = ["ngspice", "-b", "tile.cir"]
     else:
-        from cosim.vacask_run import vacask_tools
+        from cosim.spice.vacask import vacask_tools
 
         (folder / "tile.sim").write_text(netlist)
         argv = [vacask_tools().vacask, "-qp", "tile.sim"]
@@ -462,7 +467,7 @@ def test_conductance_file_name_runs_no_command_under_plain_ngspice_on_a_netlist_
 # ----- (c) preset fields ----------------------------------------------------------------
 
 def _preset(tmp_path: Path, change: dict) -> Path:
-    from cosim.resources import resource_path
+    from cosim.core.resources import resource_path
 
     data = json.loads(resource_path("presets", "seed001_mlp.json").read_text())
     for path, value in change.items():

@@ -20,11 +20,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import trust_helpers
+from trust_helpers import (
+    child_env,
+    kill_all,
+    new_token,
+    parent_of,
+    processes,
+    simulators,
+    start_cosim,
+    wait_for,
+)
 
 from cosim.cli import main
-from cosim.process import RunCancelled, cancel_when, run_process
-import trust_helpers
-from trust_helpers import child_env, kill_all, new_token, parent_of, processes, simulators, start_cosim, wait_for
+from cosim.spice.process import RunCancelled, cancel_when, run_process
 
 # Gone means gone: once cosim has exited, its simulators must already be dead
 # (they are killed and reaped before it exits); python helpers such as the
@@ -175,8 +184,8 @@ def test_ctrl_c_while_waiting_kills_the_whole_process_group_before_it_propagates
 
 
 def test_ctrl_c_during_an_ngspice_tile_removes_its_run_directory(slow_inputs, tmp_path, monkeypatch):
+    from cosim.core.tile import TileSpec
     from cosim.engines import solve_spice
-    from cosim.tile import TileSpec
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     spec = TileSpec(np.load(slow_inputs / "G.npy"), r_wire=1.0, access="nmos")

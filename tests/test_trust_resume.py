@@ -21,12 +21,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 import trust_helpers
-from cosim.atomic import MARKER
+from trust_helpers import (
+    assert_same_run,
+    kill_all,
+    new_token,
+    run_cosim,
+    simulators,
+    start_cosim,
+    wait_for,
+)
+
 from cosim.cli import main
-from trust_helpers import (assert_same_run, kill_all, new_token, run_cosim, simulators, start_cosim,
-                           wait_for)
+from cosim.core.atomic import MARKER
 
 
 @pytest.fixture(scope="module")
@@ -157,9 +164,9 @@ def test_a_file_named_like_the_partial_directory_is_refused_and_kept(small, caps
 def _interrupted_run(root: Path, out: Path) -> list[Path]:
     """The checkpoints that `cosim simulate` (same preset, tile, engine, input)
     leaves when it stops after every tile: a Simulation with the run's Checkpoint."""
-    from cosim.checkpoint import Checkpoint
-    from cosim.config import load_preset
-    from cosim.orchestrate import SimOptions, Simulation
+    from cosim.core.config import load_preset
+    from cosim.run.checkpoint import Checkpoint
+    from cosim.run.simulation import SimOptions, Simulation
 
     module = torch.load(root / "layer.pt", weights_only=False)
     x = torch.load(root / "x.pt")

@@ -20,8 +20,8 @@ import pytest
 import torch
 from torch import nn
 
-import cosim.irdrop
-import cosim.store
+import cosim.analysis.irdrop
+import cosim.results.store
 from cosim.cli import main
 
 pytestmark = pytest.mark.skipif(not shutil.which("ngspice"), reason="ngspice is not installed")
@@ -197,7 +197,7 @@ def test_report_refuses_an_edited_run_file_in_one_line(case, base_run, worst, tm
         ran.append(args)
         raise AssertionError("a tile was simulated before the file was checked")
 
-    monkeypatch.setattr(cosim.irdrop, "irdrop_map", simulate_tile)
+    monkeypatch.setattr(cosim.analysis.irdrop, "irdrop_map", simulate_tile)
     rc, _, err = cli(["report", str(run), "-o", str(out)], capsys)
     assert_one_line(rc, err, "run.h5", message)
     assert not out.exists() and not ran
@@ -254,9 +254,9 @@ def test_a_layer_label_with_dollars_is_plain_text_in_the_report(base_run, tmp_pa
     rc, _, err = cli(["report", str(run), "-o", str(out)], capsys)
     assert rc == 0, err
     assert 'alt="tile errors"' in out.read_text()
-    import cosim.report
+    import cosim.results.report
 
-    monkeypatch.setattr(cosim.report, "plain_text", lambda text: text)  # what the escape prevents
+    monkeypatch.setattr(cosim.results.report, "plain_text", lambda text: text)  # what the escape prevents
     with pytest.raises(ValueError, match="frac"):
         main(["report", str(run), "-o", str(tmp_path / "unescaped.html")])
 
@@ -403,7 +403,7 @@ def interrupted(layer: Path, out: Path, monkeypatch, capsys) -> list[Path]:
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(cosim.store, "write_run", stop)
+        patch.setattr(cosim.results.store, "write_run", stop)
         rc, _, _ = cli(simulate_args(layer, out), capsys)
     assert rc == 130 and not out.exists()
     saved = sorted(Path(f"{out}.partial").glob("*.npz"))

@@ -26,9 +26,15 @@ import numpy as np
 import pytest
 import torch
 
-from cosim.atomic import PARTIAL, atomic_dir, atomic_path, atomic_write_text, write_error
 from cosim.cli import main
-from cosim.errors import InputError
+from cosim.core.atomic import (
+    PARTIAL,
+    atomic_dir,
+    atomic_path,
+    atomic_write_text,
+    write_error,
+)
+from cosim.core.errors import InputError
 
 NGSPICE = pytest.mark.skipif(not shutil.which("ngspice"), reason="ngspice is not installed")
 FULL = "No space left on device"
@@ -229,7 +235,7 @@ def test_hdf5_on_a_full_disk_is_one_line_and_a_failing_block_leaves_no_temporary
     builds the file in memory, so a block that raises leaves nothing at all."""
     import h5py
 
-    from cosim.store import atomic_h5
+    from cosim.results.store import atomic_h5
 
     disk.fill(leave=0)
     with pytest.raises(OSError) as caught:
@@ -300,7 +306,7 @@ def test_netlist_rewrite_replaces_a_netlist_directory_but_never_a_users(work, tm
 
 
 def test_golden_regeneration_rewrites_a_copy_of_the_committed_goldens_unchanged(tmp_path):
-    from cosim.examples import golden_cases, write_golden_netlists
+    from cosim.spice.goldens import golden_cases, write_golden_netlists
 
     golden = Path(__file__).resolve().parent.parent / "netlists"
     copy = tmp_path / "netlists"

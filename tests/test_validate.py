@@ -7,7 +7,7 @@ import json
 
 from cosim.cli import main
 from cosim.commands.validate import markdown, validate_case
-from cosim.config import load_preset
+from cosim.core.config import load_preset
 
 
 def test_fast_solver_matches_ngspice_on_small_tiles():

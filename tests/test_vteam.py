@@ -1,7 +1,7 @@
 """The VTEAM device, written three times (models/vteam.va compiled by
-openvaf-py, the ngspice subckt models/vteam.lib, cosim/device.py), gives the
+openvaf-py, the ngspice subckt models/vteam.lib, cosim/core/vteam.py), gives the
 same terminal current and state velocity on a grid of voltages and states,
-for every window and both R(x) laws; plus unit tests of cosim/device.py.
+for every window and both R(x) laws; plus unit tests of cosim/core/vteam.py.
 
 Tolerance of the three-way agreement: 1e-9 relative, with absolute floors
 for exact zeros (below threshold, at the window's zeros) of 1e-18 A for the
@@ -21,11 +21,11 @@ import numpy as np
 import openvaf_py
 import pytest
 
-from cosim import device
-from cosim.config import VteamParams
-from cosim.errors import InputError
-from cosim.resources import resource_path
-from cosim.spice import run_netlist
+from cosim.core import vteam as device
+from cosim.core.config import VteamParams
+from cosim.core.errors import InputError
+from cosim.core.resources import resource_path
+from cosim.spice.ngspice import run_netlist
 
 REL_TOL = 1e-9
 CURRENT_FLOOR_A = 1e-18

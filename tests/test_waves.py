@@ -13,13 +13,12 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
+from cosim.analysis.transient import run_transient
 from cosim.cli import main
-from cosim.config import DacSpec, TiaSpec, TranSpec
-from cosim.examples import example_tile4
-from cosim.rawfile import read_raw
-from cosim.tile import TileSpec
-from cosim.transient import run_transient
-
+from cosim.core.config import DacSpec, TiaSpec, TranSpec
+from cosim.core.tile import TileSpec
+from cosim.spice.goldens import example_tile4
+from cosim.spice.rawfile import read_raw
 
 A0, GBW, ROUT, RINV = 1e5, 100e6, 1.0, 1e4  # circuits/opamp.cir and tia.cir defaults
 

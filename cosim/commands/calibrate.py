@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cosim.config import PRESET_NAMES
+from cosim.core.config import PRESET_NAMES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,9 +19,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from cosim.atomic import check_output_file
-    from cosim.calibrate import calibrate, save_calibration
-    from cosim.config import load_preset
+    from cosim.analysis.nmos_calibration import calibrate
+    from cosim.core.atomic import check_output_file
+    from cosim.core.config import load_preset
+    from cosim.fast.calibration import save_calibration
 
     if Path(args.out).parent.is_dir():  # a missing directory is created when the fit is written
         check_output_file(args.out)  # before ngspice runs: a directory, a read-only one

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.config import AdcSpec, DacSpec, NmosAccess, TiaSpec
 from cosim.commands import argtypes
-from cosim.errors import InputError
-from cosim.tile import TileSpec
-
+from cosim.core.config import AdcSpec, DacSpec, NmosAccess, TiaSpec
+from cosim.core.errors import InputError
+from cosim.core.tile import TileSpec
 
 # numpy dtype kinds a conductance or voltage file may hold: real integers and floats.
 _NUMERIC_KINDS = {"i": "integer", "u": "unsigned integer", "f": "floating-point"}
@@ -98,7 +97,7 @@ def tile_from_args(args: argparse.Namespace) -> tuple[TileSpec, np.ndarray]:
 
 def add_hardware_options(parser: argparse.ArgumentParser, converters: bool = True) -> None:
     """--preset and its overrides (converter bits, wires, driver, access)."""
-    from cosim.config import PRESET_NAMES
+    from cosim.core.config import PRESET_NAMES
 
     hw = parser.add_argument_group("hardware")
     hw.add_argument("--preset", default="seed000_vteam",
@@ -115,7 +114,7 @@ def add_hardware_options(parser: argparse.ArgumentParser, converters: bool = Tru
 
 def preset_from_args(args: argparse.Namespace):
     """The preset that --preset and its overrides describe (bits 0 = unlimited)."""
-    from cosim.config import load_preset
+    from cosim.core.config import load_preset
 
     preset = load_preset(args.preset)
     changes = {}
@@ -133,7 +132,7 @@ def load_tensor(path: str, what: str):
     saying what is wrong with the file."""
     import torch
 
-    from cosim.layers import first_line, is_torchscript
+    from cosim.nets.loading import first_line, is_torchscript
 
     p = Path(path)
     if not p.is_file():

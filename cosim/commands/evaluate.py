@@ -11,10 +11,15 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from cosim.commands.common import add_hardware_options, check_input_tensor, load_tensor, preset_from_args
-from cosim.commands.common import add_spice_timeout
 from cosim.commands import argtypes
-from cosim.errors import InputError
+from cosim.commands.common import (
+    add_hardware_options,
+    add_spice_timeout,
+    check_input_tensor,
+    load_tensor,
+    preset_from_args,
+)
+from cosim.core.errors import InputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -97,7 +102,7 @@ def load_data(source: str, model):
     """(x float32, labels int64) from 'digits', 'X.pt,Y.pt' or an image folder."""
     import torch
 
-    from cosim.examples import digits_data
+    from cosim.nets.examples import digits_data
 
     first = first_analog(model)
     if source == "digits":
@@ -150,7 +155,7 @@ class LayerErrors:
     """Per analog layer: ||twin output - float layer(same input)|| / ||float layer|| over all batches."""
 
     def __init__(self, twin, model) -> None:
-        from cosim.convert import analog_layers
+        from cosim.twin.convert import analog_layers
 
         named = dict(model.named_modules())
         self.sums: dict[str, list[float]] = {}
@@ -186,16 +191,16 @@ def _batched(model, x, batch_size: int):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from cosim.convert import convert, tile_cache
-    from cosim.networks import load_network
-    from cosim.orchestrate import relative_error
-    from cosim.provenance import versions
-    from cosim.store import atomic_h5, check_output_path, write_run
+    from cosim.nets.networks import load_network
+    from cosim.results.provenance import versions
+    from cosim.results.store import atomic_h5, check_output_path, write_run
+    from cosim.run.simulation import relative_error
+    from cosim.twin.convert import convert, tile_cache
 
     start = time.perf_counter()
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise InputError("--batch-size and --limit must be >= 1")
-    from cosim.process import check_timeout
+    from cosim.spice.process import check_timeout
 
     check_timeout(args.spice_timeout, "--spice-timeout")
     model = load_network(args.model)

@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from cosim.examples import LAYER_EXAMPLES, NETWORKS
+from cosim.nets.examples import LAYER_EXAMPLES, NETWORKS
 
 DESCRIPTIONS = {
     "tile4": "a 4x4 VTEAM tile (G.npy, S) and 2 input vectors (V.npy, V) for `cosim tile`",
@@ -28,8 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cosim.atomic import atomic_opens, check_output_dir
-    from cosim.examples import example_tile4, write_layer_example
+    from cosim.core.atomic import atomic_opens, check_output_dir
+    from cosim.nets.examples import write_layer_example
+    from cosim.spice.goldens import example_tile4
 
     out = check_output_dir(args.out_dir, create=True)
     if args.name == "tile4":
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
             np.save(g_file, g)
             np.save(v_file, v)
     elif args.name in NETWORKS:
-        from cosim.networks import write_network
+        from cosim.nets.networks import write_network
 
         paths = write_network(args.name, out)
     else:

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from cosim.commands.common import add_tile_options, tile_from_args
-from cosim.config import TranSpec
-from cosim.errors import InputError
+from cosim.core.config import TranSpec
+from cosim.core.errors import InputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,10 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cosim.netlist import write_netlist_dir
+    from cosim.spice.ngspice_netlist import write_netlist_dir
 
     if args.golden:
-        from cosim.examples import write_golden_netlists
+        from cosim.spice.goldens import write_golden_netlists
 
         for path in write_golden_netlists(Path(args.golden)):
             print(f"wrote {path}")

@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cosim.report import SECTIONS, write_report
+    from cosim.results.report import SECTIONS, write_report
 
     out = args.out or f"{Path(args.run_file).stem}.report.html"
     size = write_report(args.run_file, out)

@@ -13,18 +13,26 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cosim.commands.common import (add_hardware_options, check_input_memory, check_input_tensor,
-                                  load_tensor, preset_from_args)
-from cosim.commands.common import add_spice_timeout
 from cosim.commands import argtypes
-from cosim.commands.transient_read import add_transient_settings, check_transient_settings
-from cosim.errors import InputError
+from cosim.commands.common import (
+    add_hardware_options,
+    add_spice_timeout,
+    check_input_memory,
+    check_input_tensor,
+    load_tensor,
+    preset_from_args,
+)
+from cosim.commands.transient_read import (
+    add_transient_settings,
+    check_transient_settings,
+)
+from cosim.core.errors import InputError
 
 if TYPE_CHECKING:
     import torch
 
-    from cosim.config import Preset, TranSpec
-    from cosim.orchestrate import SimOptions, Simulation
+    from cosim.core.config import Preset, TranSpec
+    from cosim.run.simulation import SimOptions, Simulation
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     inputs.add_argument("--seq-len", type=argtypes.POSITIVE_INT, default=8,
                         help="random GRU inputs: time steps (default 8)")
     add_hardware_options(sim)
-    from cosim.nonideal import add_arguments as add_nonideal_arguments
+    from cosim.commands.nonideal_options import add_arguments as add_nonideal_arguments
     add_nonideal_arguments(sim)
     run = sim.add_argument_group("engines and execution")
     run.add_argument("--engine", choices=("auto", "spice", "fast", "ideal"), default="auto",
@@ -83,7 +91,7 @@ def make_inputs(module, args: argparse.Namespace):
     one line for an unusable file or option, and before allocating more memory than there is."""
     import torch
 
-    from cosim.layers import steps
+    from cosim.nets.loading import steps
 
     if args.seq_len < 1:
         raise InputError(f"--seq-len must be >= 1 time step, got {args.seq_len}")
@@ -142,13 +150,19 @@ def run_simulate(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace, held: list) -> int:
     import torch
 
-    from cosim.checkpoint import Checkpoint
-    from cosim.layers import load_layer
-    from cosim.nonideal import from_arguments as nonideal_from_arguments
-    from cosim.layers import first_line
-    from cosim.orchestrate import SimOptions, Simulation, absolute_error, relative_error
-    from cosim.provenance import versions
-    from cosim.store import atomic_h5, check_output_path, write_run
+    from cosim.commands.nonideal_options import (
+        from_arguments as nonideal_from_arguments,
+    )
+    from cosim.nets.loading import first_line, load_layer
+    from cosim.results.provenance import versions
+    from cosim.results.store import atomic_h5, check_output_path, write_run
+    from cosim.run.checkpoint import Checkpoint
+    from cosim.run.simulation import (
+        SimOptions,
+        Simulation,
+        absolute_error,
+        relative_error,
+    )
 
     start = time.perf_counter()
     module = load_layer(args.layer)
@@ -218,7 +232,7 @@ def _simulate(args: argparse.Namespace, held: list) -> int:
 def check_transient_args(args: argparse.Namespace) -> TranSpec | None:
     """The TranSpec of --transient reads, or one line on transient options
     given without --transient (or a transient off ngspice)."""
-    from cosim.transient import tran_spec
+    from cosim.analysis.transient import tran_spec
 
     check_transient_settings(args, add="--transient NAME")
     if not args.transient:
@@ -234,8 +248,8 @@ def tile_names(preset: Preset, options: SimOptions, module: torch.nn.Module,
     forward whose matrix products only partition (and return zeros)."""
     import numpy as np
 
-    from cosim.orchestrate import Simulation
-    from cosim.partition import partition_matrix
+    from cosim.mapping.partition import partition_matrix
+    from cosim.run.simulation import Simulation
 
     class Names(Simulation):
         def matmul(self, label, mapped, x, x_max=None, recurrent=False):
@@ -274,8 +288,8 @@ def run_transients(simulation: Simulation, names: list[str], tran: TranSpec, thr
     """Each named tile as an ngspice .tran on its first input vectors (op-amp
     TIA; the states of the `stored` cells kept, read disturb from every
     cell), kept on its record; a read-disturb warning per tile above the threshold."""
-    from cosim.disturb import warn_if_disturbed
-    from cosim.transient import read_transient, transient_tile_spec
+    from cosim.analysis.disturb import warn_if_disturbed
+    from cosim.analysis.transient import read_transient, transient_tile_spec
 
     for name in names:
         record = simulation.records[name]
@@ -290,7 +304,7 @@ def run_transients(simulation: Simulation, names: list[str], tran: TranSpec, thr
 
 def _weights_all_zero(module) -> bool:
     """Whether every weight of every analog step is zero."""
-    from cosim.layers import steps
+    from cosim.nets.loading import steps
 
     return all(not bool(tensor.abs().max() > 0) for step in steps(module) if step.analog
                for name, tensor in step.module.state_dict().items() if "weight" in name and tensor.numel())

@@ -7,9 +7,13 @@ import argparse
 import json
 from pathlib import Path
 
-from cosim.commands.common import add_hardware_options, add_spice_timeout, preset_from_args
-from cosim.process import check_timeout
-from cosim.errors import InputError
+from cosim.commands.common import (
+    add_hardware_options,
+    add_spice_timeout,
+    preset_from_args,
+)
+from cosim.core.errors import InputError
+from cosim.spice.process import check_timeout
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cosim.atomic import atomic_write_text, check_output_file
+    from cosim.core.atomic import atomic_write_text, check_output_file
 
     if args.k < 1 or args.batch < 1:
         raise InputError("--k and --batch must be >= 1")
@@ -42,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot and Path(args.plot).parent.is_dir():
         check_output_file(args.plot)
     if args.plot:
-        from cosim.spotcheck import PLOT_FORMATS
+        from cosim.analysis.spotcheck import PLOT_FORMATS
 
         if Path(args.plot).suffix.lstrip(".").lower() not in PLOT_FORMATS:
             raise InputError(f"cannot write {args.plot}: --plot must end in "
@@ -56,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _random_tiles(args: argparse.Namespace, preset) -> dict:
-    from cosim.spotcheck import spotcheck
+    from cosim.analysis.spotcheck import spotcheck
 
     report = spotcheck(args.k, args.size, seed=args.seed, batch=args.batch, v_max=preset.v_read,
                        device=preset.device, calibration=args.calibration, plot=args.plot, spice=args.spice,
@@ -71,8 +75,8 @@ def _layer_tiles(args: argparse.Namespace, preset) -> dict:
     import torch
 
     from cosim.commands.simulate import make_inputs
-    from cosim.layers import load_layer
-    from cosim.orchestrate import SimOptions, Simulation
+    from cosim.nets.loading import load_layer
+    from cosim.run.simulation import SimOptions, Simulation
 
     module = load_layer(args.layer)
     args.input, args.input_size, args.seq_len = None, "8,8", 8

@@ -1,12 +1,12 @@
 """`cosim sweep`: classification accuracy over a grid of non-idealities and
 hardware options, averaged over random draws -> markdown, CSV and PNG.
 
-Grid axes (`--param NAME=v1,v2,...`, repeatable): any cosim.nonideal.NonIdeal
+Grid axes (`--param NAME=v1,v2,...`, repeatable): any cosim.mapping.nonideal.NonIdeal
 field (states, stuck_at_rate, stuck_at, variability_sigma, defect_alpha,
 defect_beta), preset fields adc_bits / dac_bits (0 = off), ir_drop (on/off:
 off sets r_wire = r_driver = 0), and insitu, the method (off / cal / insitu /
 both = none / calibration / in-situ / calibration + in-situ: seed 001's
-inputs-split calibration and in-situ training, see cosim.insitu;
+inputs-split calibration and in-situ training, see cosim.twin.insitu;
 `--methods none,both` is short for `--param insitu=off,both`). Draw d of a
 point runs with seed = --seed + d, so every point sees the same arrays; a
 point whose array does not depend on the draw (no stuck-at, variability or
@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.commands.common import add_spice_timeout
-from cosim.config import PRESET_NAMES, Preset, load_preset
 from cosim.commands import argtypes
-from cosim.errors import InputError
-from cosim.nonideal import NonIdeal
-from cosim.process import check_timeout
+from cosim.commands.common import add_spice_timeout
+from cosim.core.config import PRESET_NAMES, Preset, load_preset
+from cosim.core.errors import InputError
+from cosim.mapping.nonideal import NonIdeal
+from cosim.spice.process import check_timeout
 
 NONIDEAL_FIELDS = {f.name: f.type for f in dataclasses.fields(NonIdeal)}
 INSITU_MODES = ("off", "cal", "insitu", "both")
@@ -104,8 +104,8 @@ def point_config(point: dict, preset: Preset, setup: SweepSetup) -> tuple[Preset
 def evaluate(model, preset: Preset, nonideal: NonIdeal, mode: str, setup: SweepSetup, seed: int,
              train, test) -> float:
     """Test accuracy of one draw of one grid point."""
-    from cosim.insitu import InsituOptions, accuracy, insitu_train
-    from cosim.orchestrate import SimOptions, Simulation
+    from cosim.run.simulation import SimOptions, Simulation
+    from cosim.twin.insitu import InsituOptions, accuracy, insitu_train
 
     options = SimOptions(tile=setup.tile, engine=setup.engine, seed=seed, quiet=True, nonideal=nonideal,
                          spice_timeout_s=setup.spice_timeout_s)
@@ -207,7 +207,7 @@ def plot(rows: list[dict], path: Path, title: str = "") -> None:
 
 
 def split(x, y, seed: int = 2026):
-    """The fixed 80/20 split of cosim.examples.make_mlp_digits: (train, test)."""
+    """The fixed 80/20 split of cosim.nets.examples.make_mlp_digits: (train, test)."""
     import torch
 
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
@@ -219,8 +219,9 @@ def load_model_and_data(args: argparse.Namespace):
     """(model, train, test) from the CLI arguments."""
     import torch
 
-    from cosim.examples import EXAMPLE_SEED, digits_data, make_mlp_digits
-    from cosim.layers import load_layer
+    from cosim.core.seeds import EXAMPLE_SEED
+    from cosim.nets.examples import digits_data, make_mlp_digits
+    from cosim.nets.loading import load_layer
 
     if args.model == "mlp-digits":
         model, _ = make_mlp_digits()
@@ -245,7 +246,7 @@ def output_paths(out_dir: Path, name: str) -> dict[str, Path]:
 def check_outputs(out_dir: Path, name: str) -> dict[str, Path]:
     """Refuse (one line, before any simulation) outputs that cannot be written:
     out_dir a file or read-only, NAME.* a directory; creates out_dir."""
-    from cosim.atomic import check_output_dir, check_output_file
+    from cosim.core.atomic import check_output_dir, check_output_file
 
     check_output_dir(out_dir, create=True)
     paths = output_paths(out_dir, name)
@@ -257,7 +258,7 @@ def check_outputs(out_dir: Path, name: str) -> dict[str, Path]:
 def write_outputs(rows: list[dict], out_dir: Path, name: str, title: str = "") -> dict[str, Path]:
     """NAME.md, NAME.csv and NAME.png under out_dir (created), all three
     atomically: they appear together when complete, or none does."""
-    from cosim.atomic import atomic_paths
+    from cosim.core.atomic import atomic_paths
 
     paths = check_outputs(out_dir, name)
     with atomic_paths(list(paths.values())) as (md, table, png):

@@ -9,8 +9,13 @@ import sys
 import numpy as np
 
 from cosim.commands.common import add_tile_options, tile_from_args
-from cosim.commands.transient_read import (add_transient_options, check_transient_options,
-                                           print_transient_summary, run_transient_read, write_irdrop_png)
+from cosim.commands.transient_read import (
+    add_transient_options,
+    check_transient_options,
+    print_transient_summary,
+    run_transient_read,
+    write_irdrop_png,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,13 +39,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cosim.disturb import write_disturb
+    from cosim.analysis.irdrop import irdrop_map, write_irdrop
     from cosim.engines import solve
-    from cosim.irdrop import irdrop_map, write_irdrop
-    from cosim.provenance import versions
-    from cosim.store import atomic_h5, check_output_path, write_tile_group
-
-    from cosim.process import check_timeout
+    from cosim.results.disturb_io import write_disturb
+    from cosim.results.provenance import versions
+    from cosim.results.store import atomic_h5, check_output_path, write_tile_group
+    from cosim.spice.process import check_timeout
 
     check_timeout(args.timeout, "--timeout")
     spec, v = tile_from_args(args)

@@ -6,18 +6,17 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cosim.errors import InputError
+from cosim.core.errors import InputError
 
 if TYPE_CHECKING:
-    from cosim.disturb import DisturbReport
-    from cosim.engines import TileResult
-    from cosim.tile import TileSpec
-    from cosim.transient import TransientRun
+    from cosim.analysis.disturb import DisturbReport
+    from cosim.analysis.transient import TransientRun
+    from cosim.core.results import TileResult
+    from cosim.core.tile import TileSpec
 
 
 def add_transient_options(parser: argparse.ArgumentParser) -> None:
@@ -69,7 +68,7 @@ def run_transient_read(spec: TileSpec, v: np.ndarray,
                        args: argparse.Namespace) -> tuple[TileResult, TransientRun, DisturbReport]:
     """The transient run, what to store beside it, and its read-disturb report
     (every cell's state comes from ngspice, stored or not)."""
-    from cosim.transient import read_transient, tran_spec
+    from cosim.analysis.transient import read_transient, tran_spec
 
     read = read_transient(spec, v, tran_spec(args.t_stop, args.t_sample), args.disturb_threshold,
                           args.timeout, stored=args.states_of or "all")
@@ -79,7 +78,7 @@ def run_transient_read(spec: TileSpec, v: np.ndarray,
 def print_transient_summary(spec: TileSpec, transient: TransientRun, disturb: DisturbReport) -> None:
     """The read window, what was stored, and the read-disturb line (plus a
     warning on stderr when the read passes the limit)."""
-    from cosim.disturb import ReadDisturbWarning, warn_if_disturbed
+    from cosim.analysis.disturb import ReadDisturbWarning, warn_if_disturbed
 
     tran = transient.tran
     print(f"transient: {tran.t_stop * 1e9:.4g} ns, outputs sampled at {tran.t_sample * 1e9:.4g} ns, "
@@ -94,7 +93,7 @@ def print_transient_summary(spec: TileSpec, transient: TransientRun, disturb: Di
 
 def write_irdrop_png(spec: TileSpec, ratio: np.ndarray, path: str) -> str:
     """Heatmap of the IR-drop map of input vector 0 to `path`; returns the summary line."""
-    from cosim.plots import plot_heatmap_png
+    from cosim.results.plots import plot_heatmap_png
 
     first = ratio[0]
     if not np.any(np.isfinite(first)):

@@ -5,7 +5,7 @@ Each case is one N x N tile of random VTEAM states (uniform in [0, 1], so
 conductances span the preset's device range) with the preset's wire and
 driver resistances, driven by --batch random input vectors uniform in
 +-v_read. Errors are max |fast - ngspice| / max |ngspice| over the tile's
-column currents (`cosim.spotcheck.relative_errors`). 'fast' is the solver's
+column currents (`cosim.analysis.spotcheck.relative_errors`). 'fast' is the solver's
 default (exact level-1 NMOS operating point with access); 'fast linear' is
 the transfer-matrix path `cosim.convert` uses (small-signal access).
 """
@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from cosim.config import PRESET_NAMES, Preset, load_preset
-from cosim.errors import InputError
+from cosim.core.config import PRESET_NAMES, Preset, load_preset
+from cosim.core.errors import InputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +50,7 @@ def _list(text: str, what: str) -> list[str]:
 
 def vacask_available() -> bool:
     try:
-        from cosim.vacask_run import vacask_tools
+        from cosim.spice.vacask import vacask_tools
 
         vacask_tools()
         return True
@@ -61,10 +61,10 @@ def vacask_available() -> bool:
 def validate_case(preset: Preset, size: int, access: str, batch: int, seed: int, vacask: bool,
                   timeout_s: float = 1800.0, calibration: object = None) -> dict:
     """One row of the table: errors (A/A) and wall times (s) of each engine
-    (`calibration`: a `cosim.calibrate.Calibration` adds the calibrated linear path)."""
+    (`calibration`: a `cosim.analysis.nmos_calibration.Calibration` adds the calibrated linear path)."""
+    from cosim.analysis.spotcheck import random_tile, relative_errors
     from cosim.engines import solve_spice
-    from cosim.fast import prepare
-    from cosim.spotcheck import random_tile, relative_errors
+    from cosim.fast.prepared import prepare
 
     rng = np.random.default_rng([seed, size, 0 if access == "none" else 1])
     spec = random_tile(rng, (size, size), preset.device, r_wire=preset.r_wire, r_driver=preset.r_driver,
@@ -103,7 +103,7 @@ def markdown(rows: list[dict], command: str) -> str:
              "level-1 access NMOS by chord Newton; plain transfer matrix without access). `fast linear`: "
              "the transfer-matrix path `cosim.convert` uses by default (small-signal access resistance). "
              "`fast calibrated`: the same with the ngspice-fitted access calibration "
-             "(`cosim.calibrate`, one per preset; pass `calibration=` to convert). Times are "
+             "(`cosim.analysis.nmos_calibration`, one per preset; pass `calibration=` to convert). Times are "
              "wall seconds for all vectors (fast: preparation + solve) on the machine that ran this, "
              "and move with its load; bench/fast_solver.py times the solver alone.", "",
              "| preset | access | N | vectors | ngspice s | fast s | fast max err | fast linear s | "
@@ -122,7 +122,7 @@ def markdown(rows: list[dict], command: str) -> str:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from cosim.provenance import versions
+    from cosim.results.provenance import versions
 
     presets = [load_preset(name) for name in _list(args.preset, "preset")]
     try:
@@ -135,7 +135,7 @@ def run_validate(args: argparse.Namespace) -> int:
     for access in accesses:
         if access not in ("none", "nmos"):
             raise InputError(f"--access takes none and/or nmos, got {access!r}")
-    from cosim.atomic import atomic_paths, check_output_dir, check_output_file
+    from cosim.core.atomic import atomic_paths, check_output_dir, check_output_file
 
     out_dir = check_output_dir(args.out_dir)  # exists, is a directory, is writable
     targets = [check_output_file(out_dir / "validation.md"), check_output_file(out_dir / "validation.json")]
@@ -148,7 +148,7 @@ def run_validate(args: argparse.Namespace) -> int:
     for preset in presets:
         calibration = None
         if "nmos" in accesses:
-            from cosim.calibrate import calibrate
+            from cosim.analysis.nmos_calibration import calibrate
 
             calibration = calibrate(preset.device, preset.nmos, preset=preset.name,
                                     v_read=(-preset.v_read, preset.v_read))

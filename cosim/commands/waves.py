@@ -7,12 +7,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cosim.errors import InputError
+from cosim.core.errors import InputError
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from cosim.waveforms import Signal
+    from cosim.results.waveforms import Signal
 
 FORMATS = (".png", ".html", ".csv")
 
@@ -35,8 +35,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import h5py
 
-    from cosim.atomic import check_output_file
-    from cosim.waveforms import find_tile_group, read_signals, sample_time, signal_table, tile_label
+    from cosim.core.atomic import check_output_file
+    from cosim.results.waveforms import (
+        find_tile_group,
+        read_signals,
+        sample_time,
+        signal_table,
+        tile_label,
+    )
 
     if not args.list and not args.out:
         raise InputError("say what to do: --list to see the signals, "
@@ -57,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InputError(f"{path} is not a readable HDF5 file ({str(exc).splitlines()[0][:120]}); give an "
                          "HDF5 file from cosim tile --transient or cosim simulate") from None
-    # Every group, dataset and attribute is checked as it is read (cosim.waveforms, cosim.h5check).
+    # Every group, dataset and attribute is checked as it is read (cosim.results.waveforms, cosim.results.h5check).
     with h5:
         group = find_tile_group(h5, args.tile)
         if args.list:
@@ -79,8 +85,8 @@ def print_table(table: list[tuple[str, str, str]], where: str) -> None:
 
 
 def write_output(time: np.ndarray, signals: list[Signal], out: str, title: str, t_sample: float | None) -> None:
-    """PNG, HTML or CSV by the extension of `out`, written atomically (cosim.plots)."""
-    from cosim import plots
+    """PNG, HTML or CSV by the extension of `out`, written atomically (cosim.results.plots)."""
+    from cosim.results import plots
 
     suffix = Path(out).suffix.lower()
     if suffix == ".csv":
@@ -90,6 +96,6 @@ def write_output(time: np.ndarray, signals: list[Signal], out: str, title: str, 
 
         plots.plot_waveforms_html(time, signals, out, html.escape(title), t_sample)  # plotly reads tags in text
     else:
-        from cosim.waveforms import plain_text
+        from cosim.results.waveforms import plain_text
 
         plots.plot_waveforms_png(time, signals, out, plain_text(title), t_sample)  # no mathtext from names

@@ -1,0 +1,1 @@
+"""Configuration, TileSpec, VTEAM equations, peripheral formulas and result types; imports nothing of cosim above it."""

@@ -1,0 +1,69 @@
+"""Fast tile solver: exact wire IR drop as a per-tile transfer matrix.
+
+The read path of a tile with frozen device states is linear in the row
+voltages, so one factorisation gives its transfer matrix T (R x C, S) and
+every batch after that is a matrix multiply: ``current = v_dac @ T`` (A).
+The circuit is the one of `cosim.spice.ngspice_netlist.tile_netlist` (DESIGN.md, "Circuit
+conventions"); with ``r_wire = 0`` the wire nodes of a row (a column) merge
+into one node, with ``r_driver = 0`` the DAC drives the row's first node.
+
+Three ways to solve a tile (``nonlinear=``):
+
+- 'linear': the transfer matrix. Exact for ``access='none'``. With the
+  access NMOS each cell becomes its memristor in series with an effective
+  access resistance: with a calibration file (`cosim.analysis.nmos_calibration`), one fitted
+  for positive and one for negative reads, applied as
+  ``max(v, 0) @ T_pos + min(v, 0) @ T_neg`` (two matrix multiplies);
+  without one, the triode small-signal resistance of the model card.
+- 'newton': the exact DC operating point with the level-1 access NMOS of
+  models/nmos_access.lib (`cosim.core.peripherals.nmos_level1_current`), gmin
+  included as ngspice has it. With wires and method 'structured', a whole
+  chunk of input vectors at once by the chord method: Newton with the
+  Jacobian frozen at the small-signal network, factored once per tile, and
+  the exact residual of every cell evaluated at once (~10 steps to 1e-13 V).
+  With method 'splu' (or r_wire = 0), a full Newton per input vector, the
+  Jacobian of all cells re-factored by sparse LU at every step. Both match
+  ngspice `.op` to ~1e-11.
+- 'auto': 'linear' when the tile is linear (no access NMOS) or a calibration
+  is given, 'newton' otherwise.
+
+Two transfer-matrix solvers (``method=``), equal to ~1e-14:
+
+- 'structured' (default): unknowns ordered row by row, each row's
+  tridiagonal wire chain eliminated in closed form (its inverse is
+  semiseparable), leaving C x C dense blocks coupled only through the column
+  wires; a block Cholesky sweep down the rows carries all R inputs along, and
+  the last block gives the TIA currents. O(R C^3) flops, O(C^2 + R C) memory.
+- 'splu': the nodal matrix assembled and factored with scipy's sparse LU,
+  solved for the C outputs (adjoint); the cross-check and fallback.
+
+and one without a transfer matrix, for few input vectors, node-voltage
+maps and very large tiles: 'iterative' (`cosim.fast.iterative`: row chains
+eliminated by banded solves, conjugate gradients on the column nodes
+preconditioned by the column chains; O(R C) per step and vector). It also
+serves as the chord-Newton Jacobian of 1T1R tiles. `solve_fast` picks it
+for at most ITERATIVE_MAX_BATCH vectors (`choose_method`).
+
+TIAs: each column ends in its TIA's DC input resistance
+(`cosim.core.peripherals.tia_input_resistance`: 0 for the ideal TIA, about
+rs/a0 for 'vcvs' and 'opamp'), in series with the column's last wire
+segment, and vout = rs * current times the DC closed-loop factor of the
+TIA (`tia_gain`).
+"""
+
+from cosim.fast.apply import apply_transfer
+from cosim.fast.nodal import graph_node_voltages
+from cosim.fast.prepared import (
+                                 ITERATIVE_MAX_BATCH,
+                                 FastTile,
+                                 choose_method,
+                                 prepare,
+                                 solve_fast,
+                                 transfer_matrix,
+)
+from cosim.fast.structured import StructuredFactor, single_thread
+from cosim.fast.tia import tia_gain, tia_input_resistance
+
+__all__ = ["ITERATIVE_MAX_BATCH", "FastTile", "StructuredFactor", "apply_transfer", "choose_method",
+           "graph_node_voltages", "prepare", "single_thread", "solve_fast", "tia_gain", "tia_input_resistance",
+           "transfer_matrix"]

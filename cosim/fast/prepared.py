@@ -1,0 +1,317 @@
+"""The prepared tile: `prepare(spec)` factors a tile once (transfer matrix,
+chains or Newton factor) and `FastTile.currents` applies it to any batch;
+`solve_fast` does both for one call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cosim.core import peripherals
+from cosim.core.drive import dac_output
+from cosim.core.errors import InputError
+from cosim.core.tile import TileSpec
+from cosim.fast.apply import BACKENDS, apply_transfer, default_newton_chunk
+from cosim.fast.iterative import ChainNetwork, chain_network
+from cosim.fast.newton import (
+    access_card,
+    chord_newton_nodes,
+    newton_currents,
+    newton_node_voltages,
+)
+from cosim.fast.nodal import graph_node_voltages, transfer_splu
+from cosim.fast.structured import (
+    StructuredFactor,
+    factor_structured,
+    transfer_no_wires,
+    transfer_structured,
+)
+from cosim.fast.tia import tia_gain, tia_input_resistance
+
+if TYPE_CHECKING:
+    from cosim.core.results import TileResult
+    from cosim.fast.calibration import Calibration
+
+
+NONLINEAR_MODES = ("auto", "newton", "linear")
+
+METHODS = ("auto", "structured", "splu", "iterative")
+
+TRANSFER_METHODS = ("structured", "splu")
+
+# solve_fast's method 'auto' solves batches of at most this many vectors
+# iteratively (no transfer matrix): bench/fast_solver.py's crossover.
+ITERATIVE_MAX_BATCH = 4
+
+
+def transfer_matrix(spec: TileSpec, g_cell: np.ndarray | None = None, method: str = "structured") -> np.ndarray:
+    """Transfer matrix T (R, C) (S) of the tile's linear read network:
+    current = v_dac @ T (A for V).
+
+    Args:
+        spec: the tile (r_wire, r_driver and, by default, its conductances).
+        g_cell: (R, C) conductance of each whole cell, row node to column
+            node (S); default spec.conductance (access 'none').
+        method: 'structured' (block sweep) or 'splu' (sparse LU).
+    """
+    g = spec.conductance if g_cell is None else np.asarray(g_cell, dtype=float)
+    if method not in TRANSFER_METHODS:
+        raise InputError(f"method must be one of {', '.join(TRANSFER_METHODS)}, got {method!r}")
+    r_in = tia_input_resistance(spec)
+    if method == "splu" or (spec.r_wire == 0 and r_in > 0):
+        return transfer_splu(spec, g)
+    if spec.r_wire == 0:
+        return transfer_no_wires(g, spec.r_driver)
+    return transfer_structured(g, spec.r_wire, spec.r_driver, r_tia_in=r_in)
+
+
+def _check_calibration(spec: TileSpec, calibration: "Calibration") -> None:
+    n = spec.nmos
+    got = (calibration.width, calibration.length, calibration.v_wordline)
+    if not np.allclose(got, (n.width, n.length, n.v_wordline), rtol=1e-12, atol=0):
+        raise InputError(f"calibration is for W={got[0]:g} m, L={got[1]:g} m, V_wl={got[2]:g} V but the "
+                         f"tile has W={n.width:g} m, L={n.length:g} m, V_wl={n.v_wordline:g} V; "
+                         "run `cosim calibrate` for this transistor")
+
+
+def cell_conductance(spec: TileSpec, calibration: "Calibration | None" = None,
+                     card: dict[str, float] | None = None, polarity: str = "both") -> np.ndarray:
+    """Conductance of each whole cell for the linear solver (R, C) (S).
+
+    access 'none': the device itself. access 'nmos': the device in series
+    with the calibrated effective access resistance for reads of the given
+    polarity ('both', 'pos', 'neg'), or, without a calibration, the triode
+    small-signal resistance of the model card.
+    """
+    g = spec.conductance
+    if spec.access == "none":
+        return g.copy()
+    r_device = 1.0 / g
+    if calibration is not None:
+        _check_calibration(spec, calibration)
+        r_access = calibration.access_resistance(r_device, polarity)
+    else:
+        n = spec.nmos
+        r_access = peripherals.access_resistance(n.width, n.length, n.v_wordline, card or access_card())
+    return 1.0 / (r_device + r_access)
+
+
+@dataclass(frozen=True)
+class FastTile:
+    """A tile prepared for the fast solver.
+
+    Attributes:
+        spec: the tile.
+        mode: 'linear' (one conductance per cell) or 'newton'.
+        access: how the access device entered: 'none', 'calibrated',
+            'small-signal' (linear) or 'level-1' (newton).
+        method: 'structured', 'splu' or 'iterative'.
+        precompute_s: wall time of the preparation (s).
+        g_cell: (R, C) whole-cell conductances of the linear mode (S), of
+            positive reads when `g_cell_neg` is set.
+        g_cell_neg: (R, C) the same for negative reads (calibrated access), or None.
+        transfer: (R, C) transfer matrix (S), linear mode with 'structured'
+            or 'splu' (of positive reads when `transfer_neg` is set).
+        transfer_neg: (R, C) transfer matrix of negative reads (S): a
+            calibrated nmos tile applies max(v, 0) @ T + min(v, 0) @ T_neg.
+        networks: linear mode with 'iterative': the factored chains of
+            `g_cell` (and of `g_cell_neg`), solved per batch.
+        factor: the factored small-signal network, newton mode with wires
+            (StructuredFactor, or ChainNetwork with 'iterative').
+        g_channel: triode conductance of the access NMOS at Vds = 0 (S), newton mode.
+        card: access NMOS model card, newton mode.
+    """
+
+    spec: TileSpec
+    mode: str
+    access: str
+    method: str
+    precompute_s: float
+    g_cell: np.ndarray | None = None
+    g_cell_neg: np.ndarray | None = None
+    transfer: np.ndarray | None = None
+    transfer_neg: np.ndarray | None = None
+    networks: tuple[ChainNetwork, ...] = ()
+    factor: StructuredFactor | ChainNetwork | None = None
+    g_channel: float | None = None
+    card: dict[str, float] | None = None
+
+    def currents(self, v_dac: np.ndarray, backend: str = "numpy", chunk: int | None = None,
+                 device: str | None = None) -> np.ndarray:
+        """Column currents (B, C) (A) for row voltages at the DAC outputs (B, R) (V).
+
+        Linear mode: v @ T (sign-split when calibrated) in chunks of `chunk`
+        vectors with `backend`, or the iterative solve of each chunk.
+        Newton mode: the chord iteration over chunks of vectors (structured
+        or iterative), or one full Newton per vector (splu, or r_wire = 0).
+        """
+        v = np.asarray(v_dac, dtype=float)
+        if v.ndim == 1:
+            v = v[None, :]
+        if backend not in BACKENDS:
+            raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if self.mode == "linear" and not self.networks:
+            return apply_transfer(v, self.transfer, backend, chunk, device, self.transfer_neg)
+        if self.mode == "newton" and self.factor is None:
+            return newton_currents(self.spec, v, self.card)
+        chunk = chunk or default_newton_chunk(self.spec.rows, self.spec.cols)
+        out = np.empty((v.shape[0], self.spec.cols))
+        w_end = 1.0 / (self.spec.r_wire + tia_input_resistance(self.spec))
+        for start in range(0, v.shape[0], chunk):
+            part = v[start:start + chunk]
+            if self.mode == "linear":  # the column nodes of each read polarity
+                out[start:start + chunk] = sum(network.currents(polarity) for network, (_, polarity)
+                                               in zip(self.networks, self._polarities(part)))
+            else:
+                _, col, _ = self._nodes(part)
+                out[start:start + chunk] = w_end * col[:, -1, :]
+        return out
+
+    def node_voltages(self, v_dac: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Row-line, column-line and (1T1R) memristor-NMOS node voltages at
+        every cell, each (B, R, C) (V), for DAC outputs (B, R) (V); the third
+        is None without an access device. The same network the currents
+        come from (linear: the cell conductances of this tile; newton: the
+        exact operating point)."""
+        v = np.asarray(v_dac, dtype=float)
+        return self._nodes(v[None, :] if v.ndim == 1 else v)
+
+    def _nodes(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        spec = self.spec
+        if self.mode == "newton":
+            if self.factor is None:
+                return newton_node_voltages(spec, v, self.card)
+            return chord_newton_nodes(spec, self.factor, self.g_channel, v, self.card)
+        row = np.zeros((v.shape[0], spec.rows, spec.cols))
+        col = np.zeros_like(row)
+        mid = np.zeros_like(row) if spec.access == "nmos" else None
+        for k, (g_cell, part) in enumerate(self._polarities(v)):
+            if spec.r_wire > 0:
+                network = self.networks[k] if self.networks else chain_network(
+                    g_cell, spec.r_wire, spec.r_driver, tia_input_resistance(spec))
+                x, y = network.node_voltages(part)
+            else:
+                x, y, _ = graph_node_voltages(spec, g_cell, part)
+            row += x
+            col += y
+            if mid is not None:  # the memristor carries the cell current
+                mid += x - g_cell * (x - y) / spec.conductance
+        return row, col, mid
+
+
+    def _polarities(self, v: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Linear mode: (cell conductances (R, C) S, DAC outputs (B, R) V) of
+        each read polarity: all of v, or max(v, 0) and min(v, 0) when calibrated."""
+        if self.g_cell_neg is None:
+            return [(self.g_cell, v)]
+        return [(self.g_cell, np.maximum(v, 0.0)), (self.g_cell_neg, np.minimum(v, 0.0))]
+
+
+def _resolve_mode(spec: TileSpec, nonlinear: str, calibration: "Calibration | None") -> str:
+    if nonlinear not in NONLINEAR_MODES:
+        raise InputError(f"nonlinear must be one of {', '.join(NONLINEAR_MODES)}, got {nonlinear!r}")
+    if spec.access == "none" or nonlinear == "linear":
+        return "linear"
+    if nonlinear == "newton":
+        return "newton"
+    return "linear" if calibration is not None else "newton"
+
+
+def _load_calibration(calibration: "Calibration | str | Path | None") -> "Calibration | None":
+    if calibration is None or not isinstance(calibration, (str, Path)):
+        return calibration
+    from cosim.fast.calibration import load_calibration
+
+    return load_calibration(calibration)
+
+
+def prepare(spec: TileSpec, *, calibration: "Calibration | str | Path | None" = None, nonlinear: str = "auto",
+            method: str = "auto") -> FastTile:
+    """Prepare `spec` for the fast solver (factor once, apply to any batch).
+
+    Args:
+        spec: the tile.
+        calibration: access calibration (object or JSON path from
+            `cosim calibrate`) for the linear path of an nmos tile.
+        nonlinear: 'auto', 'newton' or 'linear' (see the module docstring).
+        method: 'structured' (transfer matrix by block sweep; the chord
+            Newton's Jacobian as R dense blocks), 'splu' (sparse LU; full
+            Newton per vector), 'iterative' (chains factored, each batch
+            solved by `cosim.fast.iterative`: no transfer matrix, for few vectors;
+            the chord Newton's Jacobian in O(R C) memory) or 'auto':
+            'structured' for the linear mode, 'iterative' for Newton (faster
+            at every size measured, and its LAPACK work does not stall on
+            busy cores as torch's small matrix products do).
+    """
+    if method not in METHODS:
+        raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    start = time.perf_counter()
+    cal = _load_calibration(calibration)
+    mode = _resolve_mode(spec, nonlinear, cal)
+    if method == "auto":
+        method = "iterative" if mode == "newton" else "structured"
+    r_in = tia_input_resistance(spec)
+    iterative = method == "iterative" and spec.r_wire > 0
+    if mode == "newton":
+        card = access_card()
+        n = spec.nmos
+        g_channel = 1.0 / peripherals.access_resistance(n.width, n.length, n.v_wordline, card)
+        factor = None
+        if method != "splu" and spec.r_wire > 0:
+            g_cell = 1.0 / (1.0 / spec.conductance + 1.0 / g_channel)
+            factor = (chain_network(g_cell, spec.r_wire, spec.r_driver, r_in) if iterative
+                      else factor_structured(g_cell, spec.r_wire, spec.r_driver, r_in))
+        return FastTile(spec, "newton", "level-1", method, time.perf_counter() - start,
+                        factor=factor, g_channel=g_channel, card=card)
+    if spec.access == "nmos" and cal is not None:
+        # Positive and negative reads see different channel conductances.
+        cells = (cell_conductance(spec, cal, polarity="pos"), cell_conductance(spec, cal, polarity="neg"))
+        access = "calibrated"
+    else:
+        card = access_card() if spec.access == "nmos" else None
+        cells = (cell_conductance(spec, None, card), None)
+        access = "none" if spec.access == "none" else "small-signal"
+    present = [g for g in cells if g is not None]
+    if iterative:
+        networks = tuple(chain_network(g, spec.r_wire, spec.r_driver, r_in) for g in present)
+        return FastTile(spec, "linear", access, method, time.perf_counter() - start, g_cell=cells[0],
+                        g_cell_neg=cells[1], networks=networks)
+    transfer_method = "splu" if method == "splu" else "structured"
+    transfers = [transfer_matrix(spec, g, transfer_method) for g in present] + [None]
+    return FastTile(spec, "linear", access, method, time.perf_counter() - start, g_cell=cells[0],
+                    g_cell_neg=cells[1], transfer=transfers[0], transfer_neg=transfers[1])
+
+
+def choose_method(spec: TileSpec, batch: int) -> str:
+    """'iterative' for a few vectors on a tile with wires, else 'auto' (the
+    transfer matrix of a linear tile pays off from about ITERATIVE_MAX_BATCH
+    vectors on; Newton tiles go iterative anyway)."""
+    return "iterative" if spec.r_wire > 0 and batch <= ITERATIVE_MAX_BATCH else "auto"
+
+
+def solve_fast(spec: TileSpec, voltages: np.ndarray, *, calibration: "Calibration | str | Path | None" = None,
+               nonlinear: str = "auto", backend: str = "numpy", chunk: int | None = None,
+               method: str = "auto") -> "TileResult":
+    """Column currents and outputs of `spec` for row voltages (R,) or (B, R) (V).
+
+    The DACs quantise the inputs (`cosim.spice.ngspice_netlist.dac_output`), the tile is
+    prepared (`prepare`; method 'auto': `choose_method`) and applied
+    (`FastTile.currents`); vout = rs * current (times the TIA's DC gain
+    factor), ADC codes when the tile has ADCs. engine 'fast'.
+    """
+    from cosim.core.results import TileResult
+
+    start = time.perf_counter()
+    v = dac_output(spec, voltages)
+    if method == "auto":
+        method = choose_method(spec, v.shape[0])
+    tile = prepare(spec, calibration=calibration, nonlinear=nonlinear, method=method)
+    current = tile.currents(v, backend=backend, chunk=chunk)
+    vout = spec.tia.rs * tia_gain(spec) * current
+    codes = None if spec.adc.bits is None else peripherals.adc_codes(vout, spec.adc.bits, spec.adc.vfs)
+    return TileResult(current, vout, codes, "fast", time.perf_counter() - start)

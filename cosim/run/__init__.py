@@ -1,0 +1,1 @@
+"""Layer simulation: options and records, the tile tasks, executors and checkpoints."""

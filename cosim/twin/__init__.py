@@ -1,0 +1,1 @@
+"""The analog twin of a network: convert(), the prepared tile cache, in-situ training."""
