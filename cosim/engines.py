@@ -20,15 +20,15 @@ from cosim.core import peripherals
 from cosim.core.config import TranSpec
 from cosim.core.drive import dac_output
 from cosim.core.errors import InputError
+from cosim.core.names import SPICE_ENGINES, TILE_ENGINES
 from cosim.core.results import TileResult
 from cosim.core.tile import TileSpec
 from cosim.spice.ngspice import run_netlist
 from cosim.spice.ngspice_netlist import tile_netlist
 from cosim.spice.rawfile import Plot
 
-ENGINES = ("spice", "fast", "ideal")
+ENGINES = TILE_ENGINES
 
-SPICE_ENGINES = ("ngspice", "vacask")
 
 
 def solve(spec: TileSpec, voltages: np.ndarray, engine: str = "spice", spice: str = "ngspice",

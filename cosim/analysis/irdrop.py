@@ -19,12 +19,13 @@ import numpy as np
 
 from cosim.core.drive import dac_output
 from cosim.core.errors import InputError
+from cosim.core.names import TILE_ENGINES
 from cosim.core.tile import TileSpec
-from cosim.spice import nodenames as nn
+from cosim.spice import nodenames
 from cosim.spice.ngspice import run_netlist
 from cosim.spice.ngspice_netlist import tile_netlist
 
-IRDROP_ENGINES = ("spice", "fast", "ideal")
+IRDROP_ENGINES = TILE_ENGINES
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,9 @@ def node_voltages(spec: TileSpec, voltages: np.ndarray, engine: str = "spice",
     def gather(name_of: Callable[[int, int], str]) -> np.ndarray:
         return np.array([[float(p[name_of(i, j)][0]) for i, j in cells] for p in run.plots]).reshape(shape)
 
-    mid = gather(nn.cell_mid) if spec.access == "nmos" else None
-    return NodeVoltages(gather(lambda i, j: nn.row_node(spec, i, j)),
-                        gather(lambda i, j: nn.col_node(spec, i, j)), mid)
+    mid = gather(nodenames.cell_mid) if spec.access == "nmos" else None
+    return NodeVoltages(gather(lambda i, j: nodenames.row_node(spec, i, j)),
+                        gather(lambda i, j: nodenames.col_node(spec, i, j)), mid)
 
 
 def irdrop_map(spec: TileSpec, voltages: np.ndarray, engine: str = "spice",

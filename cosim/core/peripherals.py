@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -22,6 +23,8 @@ from cosim.core.errors import InputError
 # SPICE scale suffixes (case-insensitive); `meg` must be tried before `m`.
 _SI_SUFFIXES = (("meg", "1e6"), ("mil", "25.4e-6"), ("t", "1e12"), ("g", "1e9"), ("k", "1e3"),
                 ("m", "1e-3"), ("u", "1e-6"), ("n", "1e-9"), ("p", "1e-12"), ("f", "1e-15"))
+#: A float numpy array or torch tensor (`quantize_in_place` takes either).
+T = TypeVar("T")
 _NUMBER = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)([a-zA-Z]*)$")
 
 
@@ -47,9 +50,27 @@ def dac_lsb(bits: int, vfs: float) -> float:
     return float(vfs) / _check_converter(bits, vfs)
 
 
+def converter_kmax(bits: int) -> int:
+    """Largest code of a symmetric mid-tread converter of `bits` bits: 2**(bits-1) - 1."""
+    return _check_converter(bits, 1.0)
+
+
+def quantize_in_place(x: T, lsb: float, kmax: int) -> T:
+    """x <- clip(floor(x / lsb + 0.5), -kmax, kmax), in place, for a float
+    numpy array or torch tensor `x` (V, or codes with lsb = 1): the one
+    quantiser of every DAC and ADC code (halves round up). Returns x."""
+    if isinstance(x, np.ndarray):
+        x /= lsb
+        x += 0.5
+        np.floor(x, out=x)
+        np.clip(x, -kmax, kmax, out=x)
+        return x
+    return x.div_(lsb).add_(0.5).floor_().clamp_(-kmax, kmax)
+
+
 def _quantise(x: np.ndarray, kmax: int) -> np.ndarray:
     """Nearest integer (halves up) of x, clipped to [-kmax, kmax], as int64."""
-    return np.clip(np.floor(x + 0.5), -kmax, kmax).astype(np.int64)
+    return quantize_in_place(np.array(x, dtype=float), 1.0, kmax).astype(np.int64)
 
 
 def dac_codes(v: ArrayLike, bits: int, vfs: float) -> np.ndarray:

@@ -28,7 +28,3 @@ def resource_path(folder: str, name: str) -> Path:
         raise CosimError(f"cosim file {folder}/{name} is missing: reinstall cosim (pip install .)")
     return path
 
-
-def resource_text(folder: str, name: str) -> str:
-    """Text of a shipped file."""
-    return resource_path(folder, name).read_text()

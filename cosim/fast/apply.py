@@ -4,11 +4,16 @@ torch): current = v @ T (A), sign-split for calibrated tiles.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from operator import matmul
+from typing import Any, TypeVar
 
 import numpy as np
 
 from cosim.core.errors import InputError
+
+#: numpy arrays or torch tensors (the functions below take either).
+ArrayLike = TypeVar("ArrayLike")
 
 BACKENDS = ("numpy", "torch")
 
@@ -17,6 +22,28 @@ CHUNK_BYTES = 64 * 2**20
 
 #: Bytes of work arrays a Newton chunk may hold.
 NEWTON_CHUNK_BYTES = 256 * 2**20
+
+
+def split_polarities(v: ArrayLike) -> tuple[ArrayLike, ArrayLike]:
+    """(max(v, 0), min(v, 0)) of row voltages v (V), numpy arrays or torch
+    tensors: the one place of the sign split of calibrated 1T1R reads, whose
+    currents are max(v, 0) @ T + min(v, 0) @ T_neg (`sign_split_product`)."""
+    if isinstance(v, np.ndarray):
+        return np.maximum(v, 0.0), np.minimum(v, 0.0)
+    return v.clamp(min=0.0), v.clamp(max=0.0)
+
+
+def sign_split_product(v: ArrayLike, transfer: ArrayLike, transfer_neg: ArrayLike | None,
+                       product: Callable[[ArrayLike, ArrayLike], ArrayLike] = matmul) -> ArrayLike:
+    """v @ T, or max(v, 0) @ T + min(v, 0) @ T_neg when `transfer_neg` is
+    given (calibrated reads: each polarity sees its own access resistance);
+    `product` multiplies (default the @ operator)."""
+    if transfer_neg is None:
+        return product(v, transfer)
+    positive, negative = split_polarities(v)
+    result = product(positive, transfer)
+    result += product(negative, transfer_neg)
+    return result
 
 
 def default_chunk(rows: int, cols: int) -> int:
@@ -58,11 +85,7 @@ def apply_transfer(v: np.ndarray, transfer: np.ndarray, backend: str = "numpy", 
     if backend == "numpy":
         for start in range(0, v.shape[0], chunk):
             part, target = v[start:start + chunk], out[start:start + chunk]
-            if transfer_neg is None:
-                np.matmul(part, transfer, out=target)
-            else:
-                np.matmul(np.maximum(part, 0.0), transfer, out=target)
-                target += np.minimum(part, 0.0) @ transfer_neg
+            target[...] = sign_split_product(part, transfer, transfer_neg)
         return out
     import torch
 
@@ -72,11 +95,7 @@ def apply_transfer(v: np.ndarray, transfer: np.ndarray, backend: str = "numpy", 
     with torch.no_grad():
         for start in range(0, v.shape[0], chunk):
             part = torch.from_numpy(np.ascontiguousarray(v[start:start + chunk])).to(dev)
-            if t_neg is None:
-                result = part @ t
-            else:
-                result = part.clamp(min=0.0) @ t + part.clamp(max=0.0) @ t_neg
-            out[start:start + chunk] = result.cpu().numpy()
+            out[start:start + chunk] = sign_split_product(part, t, t_neg).cpu().numpy()
     return out
 
 

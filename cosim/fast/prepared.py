@@ -8,15 +8,21 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 
 from cosim.core import peripherals
 from cosim.core.drive import dac_output
 from cosim.core.errors import InputError
+from cosim.core.names import NONLINEAR_MODES
 from cosim.core.tile import TileSpec
-from cosim.fast.apply import BACKENDS, apply_transfer, default_newton_chunk
+from cosim.fast.apply import (
+    BACKENDS,
+    apply_transfer,
+    default_newton_chunk,
+    split_polarities,
+)
 from cosim.fast.iterative import ChainNetwork, chain_network
 from cosim.fast.newton import (
     access_card,
@@ -38,7 +44,6 @@ if TYPE_CHECKING:
     from cosim.fast.calibration import Calibration
 
 
-NONLINEAR_MODES = ("auto", "newton", "linear")
 
 METHODS = ("auto", "structured", "splu", "iterative")
 
@@ -101,30 +106,15 @@ def cell_conductance(spec: TileSpec, calibration: "Calibration | None" = None,
     return 1.0 / (r_device + r_access)
 
 
-@dataclass(frozen=True)
-class FastTile:
-    """A tile prepared for the fast solver.
+class FastTile(Protocol):
+    """What `prepare` returns: a tile factored once, applied to any batch.
 
-    Attributes:
-        spec: the tile.
-        mode: 'linear' (one conductance per cell) or 'newton'.
-        access: how the access device entered: 'none', 'calibrated',
-            'small-signal' (linear) or 'level-1' (newton).
-        method: 'structured', 'splu' or 'iterative'.
-        precompute_s: wall time of the preparation (s).
-        g_cell: (R, C) whole-cell conductances of the linear mode (S), of
-            positive reads when `g_cell_neg` is set.
-        g_cell_neg: (R, C) the same for negative reads (calibrated access), or None.
-        transfer: (R, C) transfer matrix (S), linear mode with 'structured'
-            or 'splu' (of positive reads when `transfer_neg` is set).
-        transfer_neg: (R, C) transfer matrix of negative reads (S): a
-            calibrated nmos tile applies max(v, 0) @ T + min(v, 0) @ T_neg.
-        networks: linear mode with 'iterative': the factored chains of
-            `g_cell` (and of `g_cell_neg`), solved per batch.
-        factor: the factored small-signal network, newton mode with wires
-            (StructuredFactor, or ChainNetwork with 'iterative').
-        g_channel: triode conductance of the access NMOS at Vds = 0 (S), newton mode.
-        card: access NMOS model card, newton mode.
+    Two kinds satisfy it: `LinearTile` (one conductance per cell; a transfer
+    matrix or factored chains) and `NewtonTile` (the exact 1T1R operating
+    point). Both carry `spec`, `mode` ('linear' or 'newton'), `access` (how
+    the access device entered: 'none', 'calibrated', 'small-signal',
+    'level-1'), `method` ('structured', 'splu' or 'iterative') and
+    `precompute_s` (preparation wall time, s).
     """
 
     spec: TileSpec
@@ -132,61 +122,77 @@ class FastTile:
     access: str
     method: str
     precompute_s: float
-    g_cell: np.ndarray | None = None
+
+    def currents(self, v_dac: np.ndarray, backend: str = "numpy", chunk: int | None = None,
+                 device: str | None = None) -> np.ndarray:
+        """Column currents (B, C) (A) for DAC output voltages (B, R) (V)."""
+
+    def node_voltages(self, v_dac: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Row-line, column-line and (1T1R) memristor-NMOS node voltages, each (B, R, C) (V)."""
+
+
+def _batch(v_dac: np.ndarray) -> np.ndarray:
+    """DAC outputs as a float (B, R) array (V); one vector (R,) becomes (1, R)."""
+    v = np.asarray(v_dac, dtype=float)
+    return v[None, :] if v.ndim == 1 else v
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+
+
+@dataclass(frozen=True)
+class LinearTile:
+    """A tile whose cells are each one conductance (access 'none', or the
+    access NMOS linearised): currents are linear in the row voltages.
+
+    Attributes:
+        spec, access, method, precompute_s: see `FastTile`.
+        g_cell: (R, C) whole-cell conductances (S), of positive reads when
+            `g_cell_neg` is set.
+        g_cell_neg: (R, C) the same for negative reads (calibrated access), or None.
+        transfer: (R, C) transfer matrix (S), methods 'structured' and 'splu'
+            (of positive reads when `transfer_neg` is set); None with 'iterative'.
+        transfer_neg: (R, C) transfer matrix of negative reads (S), or None.
+        networks: method 'iterative': the factored chains of `g_cell` (and of
+            `g_cell_neg`), solved per batch; () otherwise.
+    """
+
+    spec: TileSpec
+    access: str
+    method: str
+    precompute_s: float
+    g_cell: np.ndarray
     g_cell_neg: np.ndarray | None = None
     transfer: np.ndarray | None = None
     transfer_neg: np.ndarray | None = None
     networks: tuple[ChainNetwork, ...] = ()
-    factor: StructuredFactor | ChainNetwork | None = None
-    g_channel: float | None = None
-    card: dict[str, float] | None = None
+    mode: ClassVar[str] = "linear"
 
     def currents(self, v_dac: np.ndarray, backend: str = "numpy", chunk: int | None = None,
                  device: str | None = None) -> np.ndarray:
-        """Column currents (B, C) (A) for row voltages at the DAC outputs (B, R) (V).
-
-        Linear mode: v @ T (sign-split when calibrated) in chunks of `chunk`
-        vectors with `backend`, or the iterative solve of each chunk.
-        Newton mode: the chord iteration over chunks of vectors (structured
-        or iterative), or one full Newton per vector (splu, or r_wire = 0).
-        """
-        v = np.asarray(v_dac, dtype=float)
-        if v.ndim == 1:
-            v = v[None, :]
-        if backend not in BACKENDS:
-            raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if self.mode == "linear" and not self.networks:
+        """Column currents (B, C) (A) for DAC outputs (B, R) (V): v @ T
+        (sign-split when calibrated) in chunks of `chunk` vectors with
+        `backend`, or the chains solved per chunk (method 'iterative')."""
+        v = _batch(v_dac)
+        _check_backend(backend)
+        if not self.networks:
             return apply_transfer(v, self.transfer, backend, chunk, device, self.transfer_neg)
-        if self.mode == "newton" and self.factor is None:
-            return newton_currents(self.spec, v, self.card)
         chunk = chunk or default_newton_chunk(self.spec.rows, self.spec.cols)
         out = np.empty((v.shape[0], self.spec.cols))
-        w_end = 1.0 / (self.spec.r_wire + tia_input_resistance(self.spec))
-        for start in range(0, v.shape[0], chunk):
-            part = v[start:start + chunk]
-            if self.mode == "linear":  # the column nodes of each read polarity
-                out[start:start + chunk] = sum(network.currents(polarity) for network, (_, polarity)
-                                               in zip(self.networks, self._polarities(part)))
-            else:
-                _, col, _ = self._nodes(part)
-                out[start:start + chunk] = w_end * col[:, -1, :]
+        for start in range(0, v.shape[0], chunk):  # the column nodes of each read polarity
+            out[start:start + chunk] = sum(network.currents(part) for network, (_, part)
+                                           in zip(self.networks, self._polarities(v[start:start + chunk])))
         return out
 
     def node_voltages(self, v_dac: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Row-line, column-line and (1T1R) memristor-NMOS node voltages at
         every cell, each (B, R, C) (V), for DAC outputs (B, R) (V); the third
-        is None without an access device. The same network the currents
-        come from (linear: the cell conductances of this tile; newton: the
-        exact operating point)."""
-        v = np.asarray(v_dac, dtype=float)
-        return self._nodes(v[None, :] if v.ndim == 1 else v)
-
-    def _nodes(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        is None without an access device. The network of this tile's cell
+        conductances."""
+        v = _batch(v_dac)
         spec = self.spec
-        if self.mode == "newton":
-            if self.factor is None:
-                return newton_node_voltages(spec, v, self.card)
-            return chord_newton_nodes(spec, self.factor, self.g_channel, v, self.card)
         row = np.zeros((v.shape[0], spec.rows, spec.cols))
         col = np.zeros_like(row)
         mid = np.zeros_like(row) if spec.access == "nmos" else None
@@ -203,13 +209,62 @@ class FastTile:
                 mid += x - g_cell * (x - y) / spec.conductance
         return row, col, mid
 
-
     def _polarities(self, v: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Linear mode: (cell conductances (R, C) S, DAC outputs (B, R) V) of
-        each read polarity: all of v, or max(v, 0) and min(v, 0) when calibrated."""
+        """(cell conductances (R, C) S, DAC outputs (B, R) V) of each read
+        polarity: all of v, or its two `split_polarities` parts when calibrated."""
         if self.g_cell_neg is None:
             return [(self.g_cell, v)]
-        return [(self.g_cell, np.maximum(v, 0.0)), (self.g_cell_neg, np.minimum(v, 0.0))]
+        positive, negative = split_polarities(v)
+        return [(self.g_cell, positive), (self.g_cell_neg, negative)]
+
+
+@dataclass(frozen=True)
+class NewtonTile:
+    """A 1T1R tile solved at its exact DC operating point (level-1 access NMOS).
+
+    Attributes:
+        spec, access, method, precompute_s: see `FastTile`.
+        g_channel: triode conductance of the access NMOS at Vds = 0 (S).
+        card: access NMOS model card (models/nmos_access.lib parameters).
+        factor: the factored small-signal network of the chord iteration
+            (StructuredFactor, or ChainNetwork with 'iterative'); None for a
+            full Newton per vector (method 'splu', or r_wire = 0).
+    """
+
+    spec: TileSpec
+    access: str
+    method: str
+    precompute_s: float
+    g_channel: float
+    card: dict[str, float]
+    factor: StructuredFactor | ChainNetwork | None = None
+    mode: ClassVar[str] = "newton"
+
+    def currents(self, v_dac: np.ndarray, backend: str = "numpy", chunk: int | None = None,
+                 device: str | None = None) -> np.ndarray:
+        """Column currents (B, C) (A) for DAC outputs (B, R) (V): the chord
+        iteration over chunks of `chunk` vectors, or one full Newton per
+        vector when there is no factor (`backend` and `device` are checked;
+        the iteration runs in numpy)."""
+        v = _batch(v_dac)
+        _check_backend(backend)
+        if self.factor is None:
+            return newton_currents(self.spec, v, self.card)
+        chunk = chunk or default_newton_chunk(self.spec.rows, self.spec.cols)
+        out = np.empty((v.shape[0], self.spec.cols))
+        w_end = 1.0 / (self.spec.r_wire + tia_input_resistance(self.spec))
+        for start in range(0, v.shape[0], chunk):
+            _, col, _ = self.node_voltages(v[start:start + chunk])
+            out[start:start + chunk] = w_end * col[:, -1, :]
+        return out
+
+    def node_voltages(self, v_dac: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row-line, column-line and memristor-NMOS node voltages at every
+        cell, each (B, R, C) (V), at the exact operating point."""
+        v = _batch(v_dac)
+        if self.factor is None:
+            return newton_node_voltages(self.spec, v, self.card)
+        return chord_newton_nodes(self.spec, self.factor, self.g_channel, v, self.card)
 
 
 def _resolve_mode(spec: TileSpec, nonlinear: str, calibration: "Calibration | None") -> str:
@@ -266,8 +321,7 @@ def prepare(spec: TileSpec, *, calibration: "Calibration | str | Path | None" = 
             g_cell = 1.0 / (1.0 / spec.conductance + 1.0 / g_channel)
             factor = (chain_network(g_cell, spec.r_wire, spec.r_driver, r_in) if iterative
                       else factor_structured(g_cell, spec.r_wire, spec.r_driver, r_in))
-        return FastTile(spec, "newton", "level-1", method, time.perf_counter() - start,
-                        factor=factor, g_channel=g_channel, card=card)
+        return NewtonTile(spec, "level-1", method, time.perf_counter() - start, g_channel, card, factor)
     if spec.access == "nmos" and cal is not None:
         # Positive and negative reads see different channel conductances.
         cells = (cell_conductance(spec, cal, polarity="pos"), cell_conductance(spec, cal, polarity="neg"))
@@ -279,12 +333,12 @@ def prepare(spec: TileSpec, *, calibration: "Calibration | str | Path | None" = 
     present = [g for g in cells if g is not None]
     if iterative:
         networks = tuple(chain_network(g, spec.r_wire, spec.r_driver, r_in) for g in present)
-        return FastTile(spec, "linear", access, method, time.perf_counter() - start, g_cell=cells[0],
-                        g_cell_neg=cells[1], networks=networks)
+        return LinearTile(spec, access, method, time.perf_counter() - start, cells[0], g_cell_neg=cells[1],
+                          networks=networks)
     transfer_method = "splu" if method == "splu" else "structured"
     transfers = [transfer_matrix(spec, g, transfer_method) for g in present] + [None]
-    return FastTile(spec, "linear", access, method, time.perf_counter() - start, g_cell=cells[0],
-                    g_cell_neg=cells[1], transfer=transfers[0], transfer_neg=transfers[1])
+    return LinearTile(spec, access, method, time.perf_counter() - start, cells[0], g_cell_neg=cells[1],
+                      transfer=transfers[0], transfer_neg=transfers[1])
 
 
 def choose_method(spec: TileSpec, batch: int) -> str:

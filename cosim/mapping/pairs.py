@@ -73,14 +73,30 @@ def map_binary(weight: np.ndarray, device: VteamParams) -> MappedMatrix:
     return MappedMatrix(g_pos, g_neg, alpha / (device.g_max - device.g_min))
 
 
+def interleave(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """(rows, 2 * outputs) columns of a tile from its pairs' two halves (rows,
+    outputs): column 2k holds the positive device of output k, column 2k + 1
+    the negative one. The one place of the pair convention (with `deinterleave`)."""
+    out = np.empty((positive.shape[0], 2 * positive.shape[1]), dtype=np.result_type(positive, negative))
+    out[:, 0::2] = positive
+    out[:, 1::2] = negative
+    return out
+
+
+def deinterleave(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positive, negative) halves (..., outputs) of tile columns (..., 2 * outputs)."""
+    return columns[..., 0::2], columns[..., 1::2]
+
+
+def halves_order(columns: int) -> np.ndarray:
+    """Column indices that put every positive device first, then every negative one."""
+    return np.r_[0:columns:2, 1:columns:2]
+
+
 def tile_conductance(mapped: MappedMatrix, tile: TileSlice) -> np.ndarray:
-    """(rows, 2 * outputs) device conductances of one tile (S): columns 2k and
-    2k + 1 hold the positive and negative device of output k."""
+    """(rows, 2 * outputs) device conductances of one tile (S), pairs interleaved (`interleave`)."""
     rows, outs = slice(tile.row_start, tile.row_stop), slice(tile.out_start, tile.out_stop)
-    g = np.empty((tile.rows, tile.cols))
-    g[:, 0::2] = mapped.g_pos[rows, outs]
-    g[:, 1::2] = mapped.g_neg[rows, outs]
-    return g
+    return interleave(mapped.g_pos[rows, outs], mapped.g_neg[rows, outs])
 
 
 def input_range(x: np.ndarray) -> float:
@@ -95,5 +111,5 @@ def inputs_to_voltages(x: np.ndarray, x_max: float, v_read: float) -> np.ndarray
 
 def currents_to_outputs(current: np.ndarray, mapped: MappedMatrix, x_max: float, v_read: float) -> np.ndarray:
     """Layer outputs from (N, 2 * outputs) column currents (A) of one tile."""
-    differential = current[:, 0::2] - current[:, 1::2]
-    return differential * mapped.weight_per_siemens * x_max / v_read
+    positive, negative = deinterleave(current)
+    return (positive - negative) * mapped.weight_per_siemens * x_max / v_read

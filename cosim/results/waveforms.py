@@ -49,7 +49,7 @@ from cosim.core.config import VteamParams, from_dict
 from cosim.core.errors import InputError
 from cosim.core.tile import TileSpec
 from cosim.results import h5check
-from cosim.spice import nodenames as nn
+from cosim.spice import nodenames
 
 if TYPE_CHECKING:
     from cosim.analysis.transient import TileTransient, TransientRun
@@ -93,13 +93,13 @@ def _vector_names(spec: TileSpec, cells: np.ndarray) -> dict[str, list[str] | No
     """ngspice vector of each signal of each series; None where the tile lacks it."""
     rows, cols = range(spec.rows), range(spec.cols)
     return {
-        "row_near": [nn.row_node(spec, i, 0) for i in rows],
-        "row_far": [nn.row_node(spec, i, spec.cols - 1) for i in rows],
-        "dac": [nn.dac_out(spec, i) for i in rows] if spec.r_driver > 0 else None,
-        "current": [nn.column_current(j) for j in cols],
-        "vout": [nn.tia_out(j) for j in cols],
-        "adc_code": [nn.adc_code(j) for j in cols] if spec.adc.bits is not None else None,
-        "state": [nn.state(int(i), int(j)) for i, j in cells],
+        "row_near": [nodenames.row_node(spec, i, 0) for i in rows],
+        "row_far": [nodenames.row_node(spec, i, spec.cols - 1) for i in rows],
+        "dac": [nodenames.dac_out(spec, i) for i in rows] if spec.r_driver > 0 else None,
+        "current": [nodenames.column_current(j) for j in cols],
+        "vout": [nodenames.tia_out(j) for j in cols],
+        "adc_code": [nodenames.adc_code(j) for j in cols] if spec.adc.bits is not None else None,
+        "state": [nodenames.state(int(i), int(j)) for i, j in cells],
     }
 
 

@@ -48,6 +48,7 @@ import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Union
 
 import numpy as np
 import torch
@@ -57,11 +58,17 @@ from cosim import fast
 from cosim.core import peripherals
 from cosim.core.config import Preset
 from cosim.core.errors import InputError
+from cosim.core.names import NONLINEAR_MODES
 from cosim.core.tile import TileSpec
 from cosim.engines import solve
+from cosim.fast.apply import sign_split_product, split_polarities
+from cosim.fast.calibration import Calibration
+from cosim.fast.prepared import FastTile, LinearTile
 from cosim.mapping.pairs import (
     MappedMatrix,
     currents_to_outputs,
+    deinterleave,
+    halves_order,
     input_range,
     inputs_to_voltages,
     tile_conductance,
@@ -70,7 +77,7 @@ from cosim.mapping.partition import TileSlice, partition_matrix
 from cosim.mapping.patches import conv_output_size, covered_range, im2col_tensor
 from cosim.run.simulation import SimOptions, Simulation, TileRecord
 
-NONLINEAR = ("linear", "auto", "newton")
+NONLINEAR = NONLINEAR_MODES
 PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
 #: float64 elements the DAC quantises at a time (2 MiB: stays in cache).
 DAC_CHUNK = 2**18
@@ -78,6 +85,38 @@ DAC_CHUNK = 2**18
 ADC_CHUNK = 2**20
 #: convolutions with at least this many output pixels take F.unfold's patch layout.
 COLUMNS_MIN = 256
+
+
+@dataclass(frozen=True)
+class MatrixSolver:
+    """A tile read as transfer matrices (S): the ideal engine (T = G) or a
+    linear fast tile (`fast.LinearTile` with a transfer matrix).
+
+    Attributes:
+        engine: 'ideal' or 'fast' (sets the TIA gain factor, `_gain`).
+        transfer: (R, C) transfer matrix (S), of positive reads when `transfer_neg` is set.
+        transfer_neg: (R, C) transfer matrix of negative reads (S), or None.
+    """
+
+    engine: str
+    transfer: np.ndarray
+    transfer_neg: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class PreparedSolver:
+    """A fast tile that is no single matrix (Newton, or iterative chains): applied per batch."""
+
+    tile: FastTile
+
+
+@dataclass(frozen=True)
+class SpiceSolver:
+    """A tile simulated in SPICE at every matmul."""
+
+
+#: How one tile of a RowGroup is solved.
+TileSolver = Union[MatrixSolver, PreparedSolver, SpiceSolver]
 
 
 @dataclass
@@ -92,7 +131,8 @@ class RowGroup:
             `gain` (V/V: DAC volts to TIA volts) when every tile is linear, of
             positive reads when `transfer_neg` is set.
         transfer_neg: the same for negative reads (calibrated access), or None.
-        solvers: per tile, a prepared FastTile (newton mode), 'spice', or None.
+        solvers: per tile, how it is solved (`TileSolver`); empty once the
+            tiles are concatenated into `transfer`.
         gain: TIA output per amp of column current, rs times its DC gain factor (V/A).
         transfer_t, transfer_neg_t: `transfer` and `transfer_neg` as torch
             tensors at the cache's precision (V/V), cast once, columns
@@ -105,7 +145,7 @@ class RowGroup:
     specs: list[TileSpec]
     transfer: np.ndarray | None = None
     transfer_neg: np.ndarray | None = None
-    solvers: list[object] = field(default_factory=list)
+    solvers: list[TileSolver] = field(default_factory=list)
     gain: float = 1.0
     transfer_t: torch.Tensor | None = None
     transfer_neg_t: torch.Tensor | None = None
@@ -152,7 +192,7 @@ class TileCache(Simulation):
     """
 
     def __init__(self, preset: Preset, options: SimOptions, nonlinear: str = "linear",
-                 calibration: object = None, precision: str = "float32") -> None:
+                 calibration: Calibration | str | None = None, precision: str = "float32") -> None:
         super().__init__(preset, options)
         if nonlinear not in NONLINEAR:
             raise InputError(f"nonlinear must be one of {', '.join(NONLINEAR)}, got {nonlinear!r}")
@@ -208,13 +248,13 @@ class TileCache(Simulation):
                 solver = self._solver(spec, engine)
                 wall_s = time.perf_counter() - start
             group.solvers.append(solver)
-            self.records[tile.name] = TileRecord(tile.name, label, engine, tile, spec.conductance[:, 0::2],
-                                                 spec.conductance[:, 1::2], spec, wall_s=wall_s)
+            self.records[tile.name] = TileRecord(tile.name, label, engine, tile, *deinterleave(spec.conductance),
+                                                 spec, wall_s=wall_s)
         for group in groups.values():
             _concatenate(group, self.dtype)
         return list(groups.values())
 
-    def _prepare_parallel(self, specs: list[TileSpec]) -> list[tuple[object, float]]:
+    def _prepare_parallel(self, specs: list[TileSpec]) -> list[tuple[TileSolver, float]]:
         """(solver, preparation s) of fast tiles, prepared on `options.workers`
         threads, torch on one thread each (the block sweep's C x C work
         releases the GIL: 1.9x on 2 cores, against 1.5x for a forkserver
@@ -228,11 +268,12 @@ class TileCache(Simulation):
         finally:
             torch.set_num_threads(threads)
 
-    def _solver(self, spec: TileSpec, engine: str) -> object:
+    def _solver(self, spec: TileSpec, engine: str) -> TileSolver:
+        """How `spec` is solved on `engine` ('ideal', 'spice' or 'fast': prepared now)."""
         if engine == "ideal":
-            return ("ideal", spec.conductance, None)
+            return MatrixSolver("ideal", spec.conductance)
         if engine == "spice":
-            return "spice"
+            return SpiceSolver()
         self.prepare_calls += 1
         return _solver_of(fast.prepare(spec, calibration=self.calibration, nonlinear=self.nonlinear))
 
@@ -269,14 +310,14 @@ class TileCache(Simulation):
         bits, v_read = self.preset.dac_bits, self.preset.v_read
         out = torch.empty(x.shape, dtype=self.dtype) if out is None else out
         lsb = peripherals.dac_lsb(bits, v_read) if bits is not None else 1.0
-        kmax = 2 ** (bits - 1) - 1 if bits is not None else 0
+        kmax = peripherals.converter_kmax(bits) if bits is not None else 0
         if x.dim() == 0 or x.numel() == 0:
             return out.copy_(x)
         step = max(1, DAC_CHUNK // max(1, x[0].numel()))
         for start in range(0, x.shape[0], step):
             v = x[start:start + step].to(torch.float64) * (v_read / x_max)
             if bits is not None:
-                v.div_(lsb).add_(0.5).floor_().clamp_(-kmax, kmax).mul_(lsb)
+                peripherals.quantize_in_place(v, lsb, kmax).mul_(lsb)
             out[start:start + step] = v
         return out
 
@@ -337,12 +378,12 @@ class TileCache(Simulation):
         low, high = torch.aminmax(vouts)
         vfs = max(-float(low), float(high)) or 1.0
         self.adc_vfs[label] = vfs
-        lsb, kmax = peripherals.dac_lsb(bits, vfs), 2 ** (bits - 1) - 1
+        lsb, kmax = peripherals.dac_lsb(bits, vfs), peripherals.converter_kmax(bits)
         codes = torch.empty((lead, n_out, *shape[2:]), dtype=self.dtype)
         step = max(1, ADC_CHUNK // (vouts[0, 0].numel() * len(bank.groups)))
         for start in range(0, lead, step):
             block = vouts[:, start:start + step]
-            block.div_(lsb).add_(0.5).floor_().clamp_(-kmax, kmax)  # peripherals.adc_codes
+            peripherals.quantize_in_place(block, lsb, kmax)  # the ADC codes, as floats
             summed = block.sum(dim=0)  # integers: exact in float32 below 2**24
             torch.sub(summed[:, :n_out], summed[:, n_out:], out=codes[start:start + step])
         return codes.mul_(lsb / rs * to_output)
@@ -409,37 +450,27 @@ class TileCache(Simulation):
         """TIA outputs (N, 2 * outputs) (V) of one row of tiles for target
         voltages `v` and DAC outputs `v_dac` (V)."""
         if group.transfer is not None:  # already scaled by the TIA gain: one multiply gives vout
-            if group.transfer_neg is None:
-                return v_dac @ group.transfer
-            vout = np.maximum(v_dac, 0.0) @ group.transfer
-            vout += np.minimum(v_dac, 0.0) @ group.transfer_neg
-            return vout
+            return sign_split_product(v_dac, group.transfer, group.transfer_neg)
         parts = []
         for spec, solver in zip(group.specs, group.solvers):
-            if solver == "spice":
+            if isinstance(solver, SpiceSolver):
                 result = solve(spec, v, engine="spice", spice=self.options.spice,
                                timeout_s=self.options.spice_timeout_s)
                 parts.append(result.vout)
-            elif isinstance(solver, tuple):
-                transfer, transfer_neg = solver[1], solver[2]
-                current = (v_dac @ transfer if transfer_neg is None else
-                           np.maximum(v_dac, 0.0) @ transfer + np.minimum(v_dac, 0.0) @ transfer_neg)
-                parts.append(current * _gain(spec, solver[0]))
+            elif isinstance(solver, MatrixSolver):
+                current = sign_split_product(v_dac, solver.transfer, solver.transfer_neg)
+                parts.append(current * _gain(spec, solver.engine))
             else:
-                parts.append(solver.currents(v_dac) * _gain(spec, "fast"))
+                parts.append(solver.tile.currents(v_dac) * _gain(spec, "fast"))
         return np.concatenate(parts, axis=1)
 
 
 def dac_levels(v: np.ndarray, bits: int, vfs: float) -> np.ndarray:
-    """DAC output voltages (V) for target voltages `v` (V), computed in place
-    on a float copy: equal to peripherals.dac_voltage(peripherals.dac_codes(v))
-    (tests check it), without the integer round trip."""
+    """DAC output voltages (V) for target voltages `v` (V), on a float copy:
+    equal to peripherals.dac_voltage(peripherals.dac_codes(v)) (tests check
+    it), without the integer round trip."""
     lsb = peripherals.dac_lsb(bits, vfs)
-    kmax = 2 ** (bits - 1) - 1
-    out = v / lsb
-    out += 0.5
-    np.floor(out, out=out)
-    np.minimum(np.maximum(out, -kmax, out=out), kmax, out=out)
+    out = peripherals.quantize_in_place(np.array(v, dtype=float), lsb, peripherals.converter_kmax(bits))
     out *= lsb
     return out
 
@@ -449,14 +480,16 @@ def _gain(spec: TileSpec, engine: str) -> float:
     return spec.tia.rs * (fast.tia_gain(spec) if engine == "fast" else 1.0)
 
 
-def _solver_of(tile: "fast.FastTile") -> object:
-    """What a RowGroup keeps of a prepared fast tile: ('fast', T, T_neg) in linear mode, else the tile."""
-    if tile.mode == "linear" and tile.transfer is not None:
-        return ("fast", tile.transfer, tile.transfer_neg)
-    return tile
+def _solver_of(tile: FastTile) -> TileSolver:
+    """What a RowGroup keeps of a prepared fast tile: its transfer matrices
+    when it has them (a linear tile), else the tile itself."""
+    if isinstance(tile, LinearTile) and tile.transfer is not None:
+        return MatrixSolver("fast", tile.transfer, tile.transfer_neg)
+    return PreparedSolver(tile)
 
 
-def _prepare_tile(spec: TileSpec, calibration: object, nonlinear: str) -> tuple[object, float]:
+def _prepare_tile(spec: TileSpec, calibration: Calibration | str | None,
+                  nonlinear: str) -> tuple[TileSolver, float]:
     """(solver, preparation s) of one fast tile (`fast.prepare`); runs on a worker thread."""
     start = time.perf_counter()
     solver = _solver_of(fast.prepare(spec, calibration=calibration, nonlinear=nonlinear))
@@ -477,8 +510,8 @@ def _apply(v: torch.Tensor, transfer: torch.Tensor, transfer_neg: torch.Tensor |
 
     if transfer_neg is None:
         return product(v, transfer, out)
-    result = product(v.clamp(min=0.0), transfer, out)
-    return result.add_(product(v.clamp(max=0.0), transfer_neg, None))
+    positive, negative = split_polarities(v)
+    return product(positive, transfer, out).add_(product(negative, transfer_neg, None))
 
 
 def _stack(groups: list[RowGroup]) -> tuple[int, int, torch.Tensor, torch.Tensor | None] | None:
@@ -507,20 +540,19 @@ def _concatenate(group: RowGroup, dtype: torch.dtype = torch.float64) -> None:
     """One transfer matrix for the whole row when every tile is linear on one
     engine, kept as float64 numpy (columns as on the tiles) and as a torch
     tensor of `dtype` (positive columns first, see RowGroup)."""
-    kinds = {s[0] if isinstance(s, tuple) else None for s in group.solvers}
-    if None in kinds or len(kinds) != 1:
+    if not all(isinstance(s, MatrixSolver) for s in group.solvers):
         return
-    split = any(s[2] is not None for s in group.solvers)
-    if split and not all(s[2] is not None for s in group.solvers):
+    kinds = {s.engine for s in group.solvers}
+    if len(kinds) != 1:
+        return
+    split = any(s.transfer_neg is not None for s in group.solvers)
+    if split and not all(s.transfer_neg is not None for s in group.solvers):
         return
     group.gain = _gain(group.specs[0], kinds.pop())
-    group.transfer = np.concatenate([s[1] for s in group.solvers], axis=1) * group.gain
-    halves = np.r_[0:group.transfer.shape[1]:2, 1:group.transfer.shape[1]:2]  # positive columns, then negative
+    group.transfer = np.concatenate([s.transfer for s in group.solvers], axis=1) * group.gain
+    halves = halves_order(group.transfer.shape[1])
     group.transfer_t = torch.from_numpy(group.transfer[:, halves]).to(dtype)
     if split:
-        group.transfer_neg = np.concatenate([s[2] for s in group.solvers], axis=1) * group.gain
+        group.transfer_neg = np.concatenate([s.transfer_neg for s in group.solvers], axis=1) * group.gain
         group.transfer_neg_t = torch.from_numpy(group.transfer_neg[:, halves]).to(dtype)
-    group.solvers = [None] * len(group.solvers)  # the concatenation holds them now
-
-
-# ----------------------------------------------------------------- layers
+    group.solvers = []  # the concatenation holds them now
