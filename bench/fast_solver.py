@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.analysis.nmos_calibration import calibrate
+from cosim.analysis.nmos_calibration import fit_access_calibration
 from cosim.core.config import VteamParams
 from cosim.core.tile import TileSpec
 from cosim.engines import solve_spice
@@ -219,7 +219,7 @@ def main() -> int:
               f"{'calib s':>8} {'calib err':>10} {'small-sig err':>14}")
         with tempfile.TemporaryDirectory() as folder:
             for preset, device in PRESETS.items():
-                path = str(save_calibration(calibrate(device, preset=preset), Path(folder) / f"{preset}.json"))
+                path = str(save_calibration(fit_access_calibration(device, preset=preset), Path(folder) / f"{preset}.json"))
                 for n in (16, 32, 64):
                     r = bench_nmos(n, preset, path)
                     nmos.append(r)

@@ -280,14 +280,14 @@ def test_gru_initial_hidden_state(batch_first):
 def test_calibrated_and_newton_twins_equal_cosim_simulate(case, tmp_path):
     """1T1R access: the sign-split (calibrated) transfer matrices on the prepared
     path, and Newton tiles on the general path, as `cosim simulate` computes them."""
-    from cosim.analysis.nmos_calibration import calibrate
+    from cosim.analysis.nmos_calibration import fit_access_calibration
     from cosim.core.config import load_preset
     from cosim.fast.calibration import save_calibration
     from cosim.run.simulation import SimOptions, Simulation
 
     preset = load_preset("seed001_mlp")
     assert preset.access == "nmos"
-    calibration = calibrate(preset.device, preset.nmos, preset=preset.name, v_read=(-preset.v_read, preset.v_read))
+    calibration = fit_access_calibration(preset.device, preset.nmos, preset=preset.name, v_read=(-preset.v_read, preset.v_read))
     path = str(save_calibration(calibration, tmp_path / "cal.json"))
     make, shape = CONVS[case]
     torch.manual_seed(8)

@@ -13,7 +13,7 @@ from cosim.run.simulation import SimOptions
 from cosim.twin.insitu import (
     CalibratedSimulation,
     InsituOptions,
-    calibrate,
+    calibrate_outputs,
     insitu_train,
 )
 
@@ -51,7 +51,7 @@ def test_inputs_split_calibration_is_exact_on_an_ideal_array(mlp):
     """V_std + V'_out - delta' equals the float layer when the array is ideal."""
     model, train, test = mlp
     sim = CalibratedSimulation(PRESET.with_(dac_bits=None, adc_bits=None), SimOptions(engine="ideal", quiet=True))
-    calibrate(sim, model, train[0], k=8)
+    calibrate_outputs(sim, model, train[0], k=8)
     assert all(np.abs(s.delta).max() < 1e-9 for s in sim.standards.values())
     with torch.no_grad():
         assert torch.allclose(sim.forward(model, test[0][:50]), model(test[0][:50]).double(), atol=1e-5)

@@ -124,7 +124,7 @@ def fit_access(r_device: np.ndarray, v: np.ndarray,
     return r_access, residuals
 
 
-def calibrate(device: VteamParams | None = None, nmos: NmosAccess | None = None, *,
+def fit_access_calibration(device: VteamParams | None = None, nmos: NmosAccess | None = None, *,
               preset: str = "custom", v_read: tuple[float, float] = (-0.3, 0.3), n_devices: int = 25,
               n_points: int = 61, timeout_s: float = 300.0) -> Calibration:
     """Fit the access calibration of a device preset in ngspice.

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from cosim.analysis.nmos_calibration import calibrate
+    from cosim.analysis.nmos_calibration import fit_access_calibration
     from cosim.core.atomic import check_output_file
     from cosim.core.config import load_preset
     from cosim.fast.calibration import save_calibration
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.out)  # before ngspice runs: a directory, a read-only one
     preset = load_preset(args.preset)
     v = args.v_read or preset.v_read
-    calibration = calibrate(preset.device, preset.nmos, preset=preset.name, v_read=(-v, v),
+    calibration = fit_access_calibration(preset.device, preset.nmos, preset=preset.name, v_read=(-v, v),
                             n_devices=args.devices)
     path = save_calibration(calibration, args.out)
     print(f"calibrated the access NMOS for preset {preset.name} in ngspice ({args.devices} devices, "

@@ -148,9 +148,9 @@ def run_validate(args: argparse.Namespace) -> int:
     for preset in presets:
         calibration = None
         if "nmos" in accesses:
-            from cosim.analysis.nmos_calibration import calibrate
+            from cosim.analysis.nmos_calibration import fit_access_calibration
 
-            calibration = calibrate(preset.device, preset.nmos, preset=preset.name,
+            calibration = fit_access_calibration(preset.device, preset.nmos, preset=preset.name,
                                     v_read=(-preset.v_read, preset.v_read))
         for access in accesses:
             for size in sizes:

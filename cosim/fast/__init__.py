@@ -62,8 +62,8 @@ from cosim.fast.prepared import (
                                  transfer_matrix,
 )
 from cosim.fast.structured import StructuredFactor, single_thread
-from cosim.fast.tia import tia_gain, tia_input_resistance
+from cosim.fast.tia import tia_gain, tia_termination
 
 __all__ = ["ITERATIVE_MAX_BATCH", "FastTile", "StructuredFactor", "apply_transfer", "choose_method",
-           "graph_node_voltages", "prepare", "single_thread", "solve_fast", "tia_gain", "tia_input_resistance",
+           "graph_node_voltages", "prepare", "single_thread", "solve_fast", "tia_gain", "tia_termination",
            "transfer_matrix"]

@@ -18,7 +18,7 @@ from cosim.core.tile import TileSpec
 from cosim.fast.iterative import ChainNetwork
 from cosim.fast.nodal import NodalGraph, nodal_graph
 from cosim.fast.structured import StructuredFactor
-from cosim.fast.tia import tia_input_resistance
+from cosim.fast.tia import tia_termination
 
 #: ngspice's default gmin (S): its MOSFET model puts it across each bulk
 #: junction (drain-bulk, source-bulk; bulk at ground) besides the junction
@@ -141,7 +141,7 @@ def _chord_residual(spec: TileSpec, x: np.ndarray, y: np.ndarray, m: np.ndarray,
     fy = gmin * y - i_d
     fy[:, :-1] += w * (y[:, :-1] - y[:, 1:])
     fy[:, 1:] += w * (y[:, 1:] - y[:, :-1])
-    fy[:, -1] += y[:, -1] / (spec.r_wire + tia_input_resistance(spec))
+    fy[:, -1] += y[:, -1] / (spec.r_wire + tia_termination(spec))
     return fx, fy, fm
 
 

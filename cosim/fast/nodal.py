@@ -12,7 +12,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from cosim.core.tile import TileSpec
-from cosim.fast.tia import tia_input_resistance
+from cosim.fast.tia import tia_termination
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def nodal_graph(spec: TileSpec, g_cell: np.ndarray, with_nmos: bool, gmin: float
     label = np.arange(total)
     rr, cc = np.divmod(np.arange(n_cell), cols)
     wires = spec.r_wire > 0
-    r_in = tia_input_resistance(spec)
+    r_in = tia_termination(spec)
     if not wires:
         label[row0 + np.arange(n_cell)] = row0 + rr * cols  # a row is one node
         # a column is one node: its TIA input itself, or in front of the TIA's input resistance

@@ -37,7 +37,7 @@ from cosim.fast.structured import (
     transfer_no_wires,
     transfer_structured,
 )
-from cosim.fast.tia import tia_gain, tia_input_resistance
+from cosim.fast.tia import tia_gain, tia_termination
 
 if TYPE_CHECKING:
     from cosim.core.results import TileResult
@@ -67,7 +67,7 @@ def transfer_matrix(spec: TileSpec, g_cell: np.ndarray | None = None, method: st
     g = spec.conductance if g_cell is None else np.asarray(g_cell, dtype=float)
     if method not in TRANSFER_METHODS:
         raise InputError(f"method must be one of {', '.join(TRANSFER_METHODS)}, got {method!r}")
-    r_in = tia_input_resistance(spec)
+    r_in = tia_termination(spec)
     if method == "splu" or (spec.r_wire == 0 and r_in > 0):
         return transfer_splu(spec, g)
     if spec.r_wire == 0:
@@ -199,7 +199,7 @@ class LinearTile:
         for k, (g_cell, part) in enumerate(self._polarities(v)):
             if spec.r_wire > 0:
                 network = self.networks[k] if self.networks else chain_network(
-                    g_cell, spec.r_wire, spec.r_driver, tia_input_resistance(spec))
+                    g_cell, spec.r_wire, spec.r_driver, tia_termination(spec))
                 x, y = network.node_voltages(part)
             else:
                 x, y, _ = graph_node_voltages(spec, g_cell, part)
@@ -252,7 +252,7 @@ class NewtonTile:
             return newton_currents(self.spec, v, self.card)
         chunk = chunk or default_newton_chunk(self.spec.rows, self.spec.cols)
         out = np.empty((v.shape[0], self.spec.cols))
-        w_end = 1.0 / (self.spec.r_wire + tia_input_resistance(self.spec))
+        w_end = 1.0 / (self.spec.r_wire + tia_termination(self.spec))
         for start in range(0, v.shape[0], chunk):
             _, col, _ = self.node_voltages(v[start:start + chunk])
             out[start:start + chunk] = w_end * col[:, -1, :]
@@ -310,7 +310,7 @@ def prepare(spec: TileSpec, *, calibration: "Calibration | str | Path | None" = 
     mode = _resolve_mode(spec, nonlinear, cal)
     if method == "auto":
         method = "iterative" if mode == "newton" else "structured"
-    r_in = tia_input_resistance(spec)
+    r_in = tia_termination(spec)
     iterative = method == "iterative" and spec.r_wire > 0
     if mode == "newton":
         card = access_card()

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from cosim.core.errors import CosimError
 from cosim.fast.chains import _chain_excess, _row_blocks
+
+if TYPE_CHECKING:
+    import torch
 
 
 @contextmanager
@@ -135,7 +138,7 @@ class StructuredFactor:
     g_driver: float | None
     w_end: float
     pivots: np.ndarray
-    s_inv: Any
+    s_inv: torch.Tensor
 
     @property
     def first(self) -> int:

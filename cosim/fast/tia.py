@@ -8,8 +8,10 @@ from cosim.core import peripherals
 from cosim.core.tile import TileSpec
 
 
-def tia_input_resistance(spec: TileSpec) -> float:
-    """DC input resistance of the tile's TIAs (ohm): 0 for the ideal TIA."""
+def tia_termination(spec: TileSpec) -> float:
+    """What each column of `spec` ends in at its TIA (ohm): the TIA's DC input
+    resistance (`peripherals.tia_input_resistance` of the tile's TIA kind,
+    rs and a0); 0 for the ideal TIA."""
     tia = spec.tia
     return peripherals.tia_input_resistance(tia.kind, tia.rs, tia.a0)
 
@@ -17,7 +19,7 @@ def tia_input_resistance(spec: TileSpec) -> float:
 def tia_gain(spec: TileSpec) -> float:
     """DC closed-loop factor of the TIA: vout = rs * current * factor (1 when ideal).
 
-    The columns see the TIA's input resistance (`tia_input_resistance`).
+    The columns see the TIA's input resistance (`tia_termination`).
     """
     tia = spec.tia
     if tia.kind == "vcvs":

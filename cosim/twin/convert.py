@@ -188,9 +188,9 @@ def convert(model: nn.Module, preset: str | Preset = "seed000_vteam", tile: int 
     if options.get("calibration") == "auto":
         options = {**options, "calibration": None}
         if hardware.access == "nmos" and engine in ("fast", "auto"):
-            from cosim.analysis.nmos_calibration import calibrate
+            from cosim.analysis.nmos_calibration import fit_access_calibration
 
-            calibration = calibrate(hardware.device, hardware.nmos, preset=hardware.name,
+            calibration = fit_access_calibration(hardware.device, hardware.nmos, preset=hardware.name,
                                     v_read=(-hardware.v_read, hardware.v_read))
     options.setdefault("workers", os.cpu_count() or 1)
     sim_options = SimOptions(tile=tile, engine=engine, quiet=True,

@@ -130,7 +130,7 @@ def _run(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return module(x)
 
 
-def calibrate(sim: CalibratedSimulation, model: nn.Module, x_cal: torch.Tensor, k: int, seed: int = 0) -> None:
+def calibrate_outputs(sim: CalibratedSimulation, model: nn.Module, x_cal: torch.Tensor, k: int, seed: int = 0) -> None:
     """Choose standard inputs (k-means, k centres) and measure delta' of every Linear of `model`."""
     from sklearn.cluster import KMeans
 
@@ -195,7 +195,7 @@ def insitu_train(model: nn.Module, preset: Preset, options: SimOptions, train: t
         sim.weight_scale[s.name] = float(s.module.weight.detach().abs().max())
     acc_before = accuracy(sim, model, x_test, y_test)
     if insitu.calibrate:
-        calibrate(sim, model, x_train, insitu.standards, insitu.seed)
+        calibrate_outputs(sim, model, x_train, insitu.standards, insitu.seed)
     acc_cal = accuracy(sim, model, x_test, y_test)
     optimiser = torch.optim.Adam([s.module.weight for s in linears] + [s.module.bias for s in linears
                                                                        if s.module.bias is not None], lr=insitu.lr)
