@@ -16,9 +16,7 @@ from cosim.core.version import __version__
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand listed in cosim.commands.COMMANDS."""
-    from cosim.commands.argtypes import (
-        OneLineParser,  # a bad option is one `cosim: error:` line
-    )
+    from cosim.commands.argtypes import OneLineParser  # a bad option is one `cosim: error:` line
 
     parser = OneLineParser(prog="cosim", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"cosim {__version__}")

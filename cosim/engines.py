@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ ENGINES = TILE_ENGINES
 
 
 def solve(spec: TileSpec, voltages: np.ndarray, engine: str = "spice", spice: str = "ngspice",
-          **options) -> TileResult:
+          **options: Any) -> TileResult:
     """Column currents and outputs of `spec` for row voltages (R,) or (B, R) (V);
     `spice` picks the SPICE engine ('ngspice' or 'vacask') when engine='spice'."""
     if engine == "ideal":
@@ -78,6 +79,7 @@ def solve_spice(spec: TileSpec, voltages: np.ndarray, mode: str = "op", tran: Tr
     cols = range(spec.cols)
 
     def at_sample(plot: Plot, name: str) -> float:
+        """Vector `name` of one plot (A or V) at the operating point, or at the ADC sample time."""
         values = plot[name]
         return float(values[0]) if mode == "op" else float(np.interp(tran.t_sample, plot["time"], values))
 

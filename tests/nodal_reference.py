@@ -1,5 +1,5 @@
 """An independent reference for the tests: the crossbar's nodal equations
-assembled and solved with scipy.sparse, written from DESIGN.md's conventions
+assembled and solved with scipy.sparse, written from docs/architecture.md's conventions
 without any cosim code (access: none; wires > 0)."""
 
 from __future__ import annotations

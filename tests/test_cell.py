@@ -74,7 +74,7 @@ def test_model_card_and_access_resistance(card: dict[str, float]) -> None:
     assert card["cgso"] == pytest.approx(0.2e-9)
     r_acc = per.access_resistance(W, L, V_WL, card)
     assert r_acc == pytest.approx(1 / (100e-6 * 31 * 1.3), rel=1e-12)
-    assert r_acc == pytest.approx(248.1, abs=0.1)          # DESIGN.md's 250 ohm access
+    assert r_acc == pytest.approx(248.1, abs=0.1)          # the seeds' ~250 ohm access (1T1R, V_wl = 1.8 V)
     with pytest.raises(InputError, match="word-line"):
         per.access_resistance(W, L, 0.4, card)
 

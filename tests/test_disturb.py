@@ -9,13 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from cosim.analysis.disturb import (
-    DisturbReport,
-    ReadDisturbWarning,
-    max_read_pulse,
-    relative_change,
-    warn_if_disturbed,
-)
+from cosim.analysis.disturb import DisturbReport, ReadDisturbWarning, max_read_pulse, relative_change, warn_if_disturbed
 from cosim.analysis.transient import run_transient
 from cosim.core.config import DacSpec, TranSpec, VteamParams
 from cosim.core.tile import TileSpec

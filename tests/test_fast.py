@@ -64,7 +64,7 @@ def test_strongly_damped_long_rows_underflow_instead_of_overflowing():
 
 
 def test_transfer_matrix_matches_the_independent_nodal_reference():
-    """tests/nodal_reference.py assembles the grid from DESIGN.md alone."""
+    """tests/nodal_reference.py assembles the grid from docs/architecture.md alone."""
     spec, v = random_tile(4, (20, 11), r_wire=1.5, r_driver=7.0, batch=5)
     reference = crossbar_currents(spec.conductance, v, 1.5, 7.0)
     assert rel_err(v @ fast.transfer_matrix(spec), reference) < 1e-12

@@ -10,12 +10,7 @@ import torch
 from cosim.core.config import load_preset
 from cosim.mapping.nonideal import NonIdeal
 from cosim.run.simulation import SimOptions
-from cosim.twin.insitu import (
-    CalibratedSimulation,
-    InsituOptions,
-    calibrate_outputs,
-    insitu_train,
-)
+from cosim.twin.insitu import CalibratedSimulation, InsituOptions, calibrate_outputs, insitu_train
 
 PRESET = load_preset("seed001_mlp").with_(access="none")
 

@@ -8,12 +8,7 @@ import pytest
 
 from cosim.core.config import VteamParams
 from cosim.core.errors import InputError
-from cosim.mapping.pairs import (
-    currents_to_outputs,
-    inputs_to_voltages,
-    map_weights,
-    tile_conductance,
-)
+from cosim.mapping.pairs import currents_to_outputs, inputs_to_voltages, map_weights, tile_conductance
 from cosim.mapping.partition import partition_matrix, split_sizes
 
 

@@ -117,8 +117,7 @@ def test_tile_error_is_zero_on_an_ideal_array_and_grows_with_wire_resistance():
     for r_wire in (0.0, 1.0, 5.0):
         preset = load_preset("seed000_vteam").with_(r_wire=r_wire, r_driver=0.0, access="none",
                                                    dac_bits=None, adc_bits=None)
-        sim = Simulation(preset, SimOptions(tile=4, engine="fast", quiet=True))
-        sim.keep_details = True
+        sim = Simulation(preset, SimOptions(tile=4, engine="fast", quiet=True, keep_details=True))
         sim.forward(layer, x)
         errors[r_wire] = max(r.ideal_rel_error for r in sim.records.values())
         assert len(sim.layers) == 1 and sim.layers["linear"].output.shape == (3, 4)

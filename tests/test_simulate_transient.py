@@ -130,18 +130,19 @@ def test_read_disturb_above_the_threshold_warns_and_is_stored(run_file, capsys, 
      torch.randn(2, 3, 6, 6)),
     (nn.Conv2d(4, 6, 3, groups=2), torch.randn(1, 4, 5, 5)),
     (nn.GRU(5, 7, num_layers=2), torch.randn(3, 2, 5)),
+    (nn.Sequential(nn.Linear(20, 30), nn.Tanh(), nn.Linear(30, 3)), torch.randn(4, 20)),
 ])
 def test_tile_names_of_the_dry_run_are_the_names_a_simulation_records(layer, x):
-    """--transient names are checked before any tile is solved: the dry
-    forward names exactly the tiles (in order) that the real run records."""
-    from cosim.commands.simulate import tile_names
+    """--transient names are checked before any tile is solved: the layer's
+    plan names exactly the tiles (in order) that the real run records."""
     from cosim.core.config import load_preset
+    from cosim.run.plan import layer_tile_names
     from cosim.run.simulation import SimOptions, Simulation
 
     preset, options = load_preset("seed000_vteam"), SimOptions(tile=8, engine="ideal", quiet=True)
     sim = Simulation(preset, options)
     sim.forward(layer, x.double())
-    assert tile_names(preset, options, layer, x.double()) == list(sim.records)
+    assert layer_tile_names(layer, options.tile, options.split) == list(sim.records)
 
 
 def test_read_disturb_recomputed_from_the_stored_states_equals_the_stored_report(run_file):

@@ -17,8 +17,9 @@ import h5py
 import pytest
 import torch
 from torch import nn
+from trust_helpers import assert_one_line
+from trust_helpers import cli_in_process as cli
 
-from cosim.cli import main
 from cosim.core import config
 from cosim.core.config import (
     AdcSpec,
@@ -37,24 +38,6 @@ from cosim.core.resources import resource_path
 
 COSIM = str(Path(sys.executable).with_name("cosim"))
 BUNDLED = json.loads(resource_path("presets", "seed000_vteam.json").read_text())
-
-
-def cli(args: list[str], capsys) -> tuple[int, str, str]:
-    """Exit status, stdout and stderr of `cosim ARGS` run in-process."""
-    try:
-        rc = main(args)
-    except SystemExit as exc:  # argparse
-        rc = exc.code
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def assert_one_line(rc: int, err: str, *expected: str) -> None:
-    assert rc == 2, err
-    assert err.startswith("cosim: error: ") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    for text in expected:
-        assert text in err, err
 
 
 @pytest.fixture(scope="module")

@@ -194,3 +194,28 @@ def test_a_scripted_module_handed_to_the_python_api_is_refused(tmp_path):
     scripted = torch.jit.script(nn.Linear(4, 2))
     with pytest.raises(InputError, match="not a supported module"):
         steps(scripted)
+
+
+def test_layers_saved_under_the_former_flat_module_paths_still_load(tmp_path, monkeypatch):
+    """A file pickled when Abs lived in `cosim.nn` (before the subpackages) names
+    that path; it loads as cosim.nets.nn.Abs, still through the allowlist."""
+    import sys
+    import types
+
+    from cosim.nets.loading import load_layer
+    from cosim.nets.nn import Abs
+
+    former = types.ModuleType("cosim.nn")
+
+    class FormerAbs(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.abs()
+
+    FormerAbs.__module__, FormerAbs.__qualname__, FormerAbs.__name__ = "cosim.nn", "Abs", "Abs"
+    former.Abs = FormerAbs
+    monkeypatch.setitem(sys.modules, "cosim.nn", former)
+    path = tmp_path / "former.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Linear(3, 2), FormerAbs()), path)
+    monkeypatch.delitem(sys.modules, "cosim.nn")
+    layer = load_layer(path)
+    assert type(layer[1]) is Abs

@@ -36,12 +36,7 @@ from cosim.analysis.nmos_calibration import sweep_netlist
 from cosim.core import netsafe
 from cosim.core.config import AdcSpec, DacSpec, NmosAccess, TiaSpec, VteamParams
 from cosim.core.errors import InputError
-from cosim.core.netsafe import (
-    UnsafeNetlistError,
-    check_ngspice,
-    check_vacask,
-    netlist_name,
-)
+from cosim.core.netsafe import UnsafeNetlistError, check_ngspice, check_vacask, netlist_name
 from cosim.core.tile import TileSpec
 from cosim.engines import solve
 from cosim.spice.ngspice_netlist import tile_netlist

@@ -21,16 +21,7 @@ import numpy as np
 import pytest
 import torch
 import trust_helpers
-from trust_helpers import (
-    child_env,
-    kill_all,
-    new_token,
-    parent_of,
-    processes,
-    simulators,
-    start_cosim,
-    wait_for,
-)
+from trust_helpers import child_env, kill_all, new_token, parent_of, processes, simulators, start_cosim, wait_for
 
 from cosim.cli import main
 from cosim.spice.process import RunCancelled, cancel_when, run_process

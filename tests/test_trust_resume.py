@@ -22,15 +22,7 @@ import numpy as np
 import pytest
 import torch
 import trust_helpers
-from trust_helpers import (
-    assert_same_run,
-    kill_all,
-    new_token,
-    run_cosim,
-    simulators,
-    start_cosim,
-    wait_for,
-)
+from trust_helpers import assert_same_run, kill_all, new_token, run_cosim, simulators, start_cosim, wait_for
 
 from cosim.cli import main
 from cosim.core.atomic import MARKER

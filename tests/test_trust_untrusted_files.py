@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from trust_helpers import assert_one_line
+from trust_helpers import cli_in_process as cli
 
 import cosim.analysis.irdrop
 import cosim.results.store
@@ -27,23 +29,6 @@ from cosim.cli import main
 pytestmark = pytest.mark.skipif(not shutil.which("ngspice"), reason="ngspice is not installed")
 
 TRANSIENT = "2.r0c0"
-
-
-def cli(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        rc = main(args)
-    except SystemExit as exc:
-        rc = exc.code
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def assert_one_line(rc: int, err: str, *expected: str) -> None:
-    assert rc == 2, err
-    assert err.startswith("cosim: error: ") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    for text in expected:
-        assert text in err, err
 
 
 @pytest.fixture(scope="module")

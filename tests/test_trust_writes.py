@@ -27,13 +27,7 @@ import pytest
 import torch
 
 from cosim.cli import main
-from cosim.core.atomic import (
-    PARTIAL,
-    atomic_dir,
-    atomic_path,
-    atomic_write_text,
-    write_error,
-)
+from cosim.core.atomic import PARTIAL, atomic_dir, atomic_path, atomic_write_text, write_error
 from cosim.core.errors import InputError
 
 NGSPICE = pytest.mark.skipif(not shutil.which("ngspice"), reason="ngspice is not installed")

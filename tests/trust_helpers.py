@@ -187,3 +187,24 @@ def assert_same_run(a: Path, b: Path) -> None:
     differ = [name for name in left if left[name] != right[name]]
     assert not differ, f"differ: {differ[:10]}"
     assert any(kind.startswith("dataset") for kind, _ in left.values())
+
+
+def cli_in_process(args: list[str], capsys) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of `cosim ARGS` run in-process (argparse's SystemExit caught)."""
+    from cosim.cli import main
+
+    try:
+        rc = main(args)
+    except SystemExit as exc:
+        rc = exc.code
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_one_line(rc: int, err: str, *expected: str) -> None:
+    """Exit 2 with exactly one `cosim: error:` line on stderr, no traceback, holding each `expected` text."""
+    assert rc == 2, err
+    assert err.startswith("cosim: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for text in expected:
+        assert text in err, err

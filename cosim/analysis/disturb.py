@@ -80,6 +80,7 @@ class DisturbReport:
 
     @property
     def exceeds(self) -> bool:
+        """Whether the largest |dG/G| (dimensionless) is above `threshold`."""
         return self.max_abs > self.threshold
 
     def summary(self) -> str:

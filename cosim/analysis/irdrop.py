@@ -79,6 +79,7 @@ def node_voltages(spec: TileSpec, voltages: np.ndarray, engine: str = "spice",
     cells = [(i, j) for i in range(spec.rows) for j in range(spec.cols)]
 
     def gather(name_of: Callable[[int, int], str]) -> np.ndarray:
+        """The named node's voltage at every cell of every plot, (B, R, C) (V)."""
         return np.array([[float(p[name_of(i, j)][0]) for i, j in cells] for p in run.plots]).reshape(shape)
 
     mid = gather(nodenames.cell_mid) if spec.access == "nmos" else None

@@ -21,6 +21,7 @@ from cosim.core.config import VteamParams
 from cosim.core.errors import InputError
 from cosim.core.tile import TileSpec
 from cosim.engines import solve_spice
+from cosim.fast.calibration import Calibration
 from cosim.fast.prepared import solve_fast
 
 
@@ -111,7 +112,7 @@ def random_tile(rng: np.random.Generator, shape: tuple[int, int], device: VteamP
     return TileSpec.from_states(rng.uniform(0.0, 1.0, size=shape), device, **spec_kwargs)
 
 
-def check_tile(index: int, spec: TileSpec, v: np.ndarray, *, calibration: Any = None, nonlinear: str = "auto",
+def check_tile(index: int, spec: TileSpec, v: np.ndarray, *, calibration: Calibration | str | None = None, nonlinear: str = "auto",
                timeout_s: float = 600.0, spice: str = "ngspice") -> TileCheck:
     """Solve one tile with both engines (SPICE: 'ngspice' or 'vacask') and compare."""
     ref = solve_spice(spec, v, timeout_s=timeout_s, spice=spice)

@@ -26,11 +26,13 @@ class OneLineParser(argparse.ArgumentParser):
     pointing at `--help` instead of printing the usage block."""
 
     def error(self, message: str) -> NoReturn:
+        """Exit with status 2 after one `cosim: error:` line naming `--help`."""
         self.exit(2, f"cosim: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def _typed(name: str, parse: Callable[[str], float], check: Callable[[float], bool], wanted: str):
-    def convert(text: str):
+    def convert(text: str) -> float:
+        """The option's value parsed from `text`, or argparse.ArgumentTypeError saying what was wanted."""
         try:
             value = parse(text)
         except (TypeError, ValueError, OverflowError):

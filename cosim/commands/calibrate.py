@@ -8,6 +8,7 @@ from cosim.core.config import PRESET_NAMES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `cosim calibrate`'s options."""
     cal = sub.add_parser("calibrate", help="fit the 1T1R access calibration from ngspice I-V sweeps")
     cal.add_argument("--preset", default="seed000_vteam", help=f"preset ({', '.join(PRESET_NAMES)} or JSON)")
     cal.add_argument("--v-read", type=float, metavar="V", help="sweep +-V across the cell (default: preset v_read)")
@@ -17,6 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `cosim calibrate` from parsed arguments; returns the exit status."""
     from pathlib import Path
 
     from cosim.analysis.nmos_calibration import fit_access_calibration

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,6 +13,10 @@ from cosim.commands import argtypes
 from cosim.core.config import AdcSpec, DacSpec, NmosAccess, TiaSpec
 from cosim.core.errors import InputError
 from cosim.core.tile import TileSpec
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 # numpy dtype kinds a conductance or voltage file may hold: real integers and floats.
 _NUMERIC_KINDS = {"i": "integer", "u": "unsigned integer", "f": "floating-point"}
@@ -157,7 +162,7 @@ def load_tensor(path: str, what: str):
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def check_input_tensor(x, where: str) -> None:
+def check_input_tensor(x: torch.Tensor, where: str) -> None:
     """One line unless `x` is a dense, real, floating-point, non-empty tensor
     whose values are finite and inside float32's range (float PyTorch, the
     reference, runs in float32)."""
@@ -195,7 +200,7 @@ def memory_available_bytes() -> int | None:
     return None
 
 
-def input_memory_bytes(first, shape: tuple[int, ...]) -> int:
+def input_memory_bytes(first: nn.Module, shape: tuple[int, ...]) -> int:
     """About the bytes the first analog step needs for inputs of `shape`: the
     float64 inputs and their float32 copy, and for Conv2d the im2col patches
     (twice: patches and DAC voltages) and outputs; GRU gate inputs likewise."""
@@ -218,7 +223,7 @@ def input_memory_bytes(first, shape: tuple[int, ...]) -> int:
     return total
 
 
-def check_input_memory(first, shape: tuple[int, ...], what: str, fix: str) -> None:
+def check_input_memory(first: nn.Module, shape: tuple[int, ...], what: str, fix: str) -> None:
     """One line when inputs of `shape` would need more than MEMORY_FRACTION of
     MemAvailable, before anything of that size is allocated."""
     need = input_memory_bytes(first, shape)
@@ -232,7 +237,7 @@ def check_input_memory(first, shape: tuple[int, ...], what: str, fix: str) -> No
                          f"({MEMORY_FRACTION:g} of MemAvailable); {fix}")
 
 
-def add_spice_timeout(parser) -> None:
+def add_spice_timeout(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """--spice-timeout S: the wall-clock limit of one ngspice/VACASK run (> 0; checked again where it is used)."""
     parser.add_argument("--spice-timeout", type=argtypes.float_above(0.0, "s"), default=600.0, metavar="S",
                         help="wall-clock limit of one ngspice/VACASK run; a run past it is killed "

@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cosim.commands import argtypes
 from cosim.commands.common import (
@@ -21,8 +22,18 @@ from cosim.commands.common import (
 )
 from cosim.core.errors import InputError
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import torch
+    from torch import nn
+
+    from cosim.core.config import Preset
+    from cosim.twin.tilecache import TileCache
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `cosim evaluate`'s options."""
     ev = sub.add_parser("evaluate", help="accuracy of a model and of its crossbar twin on labelled data")
     ev.add_argument("model", metavar="MODEL.pt", help="torch.save'd model (torch.nn modules and cosim's "
                     "seed networks; `cosim example resnet18-cbam` etc.); TorchScript is refused")
@@ -89,7 +100,8 @@ def _image_folder(directory: Path, channels: int):
     return torch.from_numpy(np.stack(images)), torch.tensor(labels)
 
 
-def first_analog(model):
+def first_analog(model: nn.Module) -> nn.Module:
+    """The model's first Linear, Conv2d or GRU layer, the one that takes the inputs."""
     from torch import nn
 
     for module in model.modules():
@@ -98,8 +110,8 @@ def first_analog(model):
     raise InputError("the model has no Linear, Conv2d or GRU layer; nothing runs on crossbars")
 
 
-def load_data(source: str, model):
-    """(x float32, labels int64) from 'digits', 'X.pt,Y.pt' or an image folder."""
+def load_data(source: str, model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x float32 (N, ...), labels int64 (N,)) from 'digits', 'X.pt,Y.pt' or an image folder."""
     import torch
 
     from cosim.nets.examples import digits_data
@@ -120,8 +132,9 @@ def load_data(source: str, model):
     return x.float(), y.long()
 
 
-def shape_inputs(x, model, input_shape: str | None):
-    """x reshaped per sample to --input-shape or to what the first analog layer takes."""
+def shape_inputs(x: torch.Tensor, model: nn.Module, input_shape: str | None) -> torch.Tensor:
+    """x (N, ...) reshaped per sample to --input-shape or to what the first analog layer takes:
+    (N, C, H, W) for Conv2d, (N, T, input_size) for GRU, (N, in_features) for Linear."""
     from torch import nn
 
     per_sample = x[0].numel()
@@ -154,7 +167,7 @@ def shape_inputs(x, model, input_shape: str | None):
 class LayerErrors:
     """Per analog layer: ||twin output - float layer(same input)|| / ||float layer|| over all batches."""
 
-    def __init__(self, twin, model) -> None:
+    def __init__(self, twin: nn.Module, model: nn.Module) -> None:
         from cosim.twin.convert import analog_layers
 
         named = dict(model.named_modules())
@@ -167,8 +180,10 @@ class LayerErrors:
             self.sums[label] = [0.0, 0.0]
             self.handles.append(module.register_forward_hook(self._hook(label, reference)))
 
-    def _hook(self, label: str, reference):
-        def hook(module, inputs, output) -> None:
+    def _hook(self, label: str, reference: nn.Module) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...],
+                 output: torch.Tensor | tuple[torch.Tensor, ...]) -> None:
+            """Add this batch's squared error against `reference` and the reference's squared norm."""
             ref = reference(inputs[0])
             out, ref = (output[0], ref[0]) if isinstance(output, tuple) else (output, ref)
             self.sums[label][0] += float(((out.double() - ref.double()) ** 2).sum())
@@ -176,12 +191,13 @@ class LayerErrors:
         return hook
 
     def result(self) -> dict[str, float]:
+        """Remove the hooks; label -> relative output error (dimensionless) over every batch so far."""
         for handle in self.handles:
             handle.remove()
         return {label: (err / ref) ** 0.5 if ref > 0 else 0.0 for label, (err, ref) in self.sums.items()}
 
 
-def _batched(model, x, batch_size: int):
+def _batched(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     import torch
 
     with torch.no_grad():
@@ -191,6 +207,7 @@ def _batched(model, x, batch_size: int):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    """Run `cosim evaluate` from parsed arguments; returns the exit status."""
     from cosim.nets.networks import load_network
     from cosim.results.provenance import versions
     from cosim.results.store import atomic_h5, check_output_path, write_run
@@ -255,11 +272,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _top1(logits, labels) -> float:
+def _top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float((logits.argmax(1) == labels).float().mean())
 
 
-def _summary(args, x, preset, cache, acc, layer_errors, times, total_s: float, out: Path) -> None:
+def _summary(args: argparse.Namespace, x: torch.Tensor, preset: Preset, cache: TileCache, acc: dict[str, float],
+             layer_errors: dict[str, float], times: tuple[float, float, float], total_s: float, out: Path) -> None:
     print(f"model {args.model}: {len(x)} samples of shape {tuple(x.shape[1:])} from {args.data}")
     print(f"preset {preset.name}, tile {args.tile}, engine {args.engine}: {len(cache.records)} tiles "
           f"in {len(cache.banks)} matrices")

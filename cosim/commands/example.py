@@ -19,6 +19,7 @@ DESCRIPTIONS = {
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `cosim example`'s options."""
     example = sub.add_parser("example", help="write a bundled example's files",
                              description="\n".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()),
                              formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -28,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `cosim example` from parsed arguments; returns the exit status."""
     from cosim.core.atomic import atomic_opens, check_output_dir
     from cosim.nets.examples import write_layer_example
     from cosim.spice.goldens import example_tile4

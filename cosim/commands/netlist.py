@@ -11,6 +11,7 @@ from cosim.core.errors import InputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `cosim netlist`'s options."""
     net = sub.add_parser("netlist", help="write a self-contained ngspice netlist directory")
     net.add_argument("--golden", metavar="DIR", help="regenerate the golden netlists into DIR")
     add_tile_options(net, required=False)
@@ -25,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `cosim netlist` from parsed arguments; returns the exit status."""
     from cosim.spice.ngspice_netlist import write_netlist_dir
 
     if args.golden:

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import argparse
+
 from cosim.mapping.nonideal import STUCK_KINDS, NonIdeal
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The non-ideality flags of `cosim simulate` and `cosim sweep`."""
     group = parser.add_argument_group("device non-idealities (mapping stage, seeded by --seed)")
     group.add_argument("--states", type=int, metavar="N", help="conductance levels per device, 2..64")
@@ -19,7 +21,7 @@ def add_arguments(parser) -> None:
     group.add_argument("--defect-beta", type=float, default=0.5, metavar="B", help="stuck share of defects (0.5)")
 
 
-def from_arguments(args) -> NonIdeal:
+def from_arguments(args: argparse.Namespace) -> NonIdeal:
     """NonIdeal from parsed `add_arguments` flags."""
     return NonIdeal(states=args.states, stuck_at_rate=args.stuck_at_rate, stuck_at=args.stuck_at,
                     variability_sigma=args.variability_sigma, defect_alpha=args.defect_alpha,

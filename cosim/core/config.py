@@ -111,6 +111,7 @@ class Rule:
         return f"{noun}{self.range_text()}{unit}{null}"
 
     def range_text(self) -> str:
+        """The rule's bounds as message text (' from 0 to 1', ' >= 0', ...; '' when unbounded)."""
         if self.low is not None and self.high is not None and not (self.low_open or self.high_open):
             return f" from {self.low:g} to {self.high:g}"
         parts = []

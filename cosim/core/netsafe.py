@@ -32,7 +32,7 @@ import hashlib
 import math
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -138,7 +138,7 @@ def _check_text(dialect: str, k: int, line: str, path_ok: bool = False) -> None:
         raise _fail(dialect, k, line, "holds a non-ASCII character")
 
 
-def _bulk_text(dialect: str, lines: list[str], text: str, is_path) -> None:
+def _bulk_text(dialect: str, lines: list[str], text: str, is_path: Callable[[str], bool]) -> None:
     """Every line is printable, without control characters, and ASCII unless
     `is_path(line)`: checked on the whole text at once, line by line only to
     name the culprit."""
@@ -147,7 +147,7 @@ def _bulk_text(dialect: str, lines: list[str], text: str, is_path) -> None:
             _check_text(dialect, k, line, path_ok=is_path(line))
 
 
-def _scan(dialect: str, text: str, pattern: re.Pattern, allowed) -> None:
+def _scan(dialect: str, text: str, pattern: re.Pattern, allowed: Callable[[str, str], bool]) -> None:
     """Each match of `pattern` (one fast scan; matches are rare) must sit on a
     line where `allowed(line, character)` holds."""
     for found in pattern.finditer(text):

@@ -1,6 +1,6 @@
 """TileSpec: the one description of a crossbar tile that every engine consumes.
 
-Geometry and conventions (DESIGN.md): R rows x C columns; cell (i, j) is a
+Geometry and conventions (docs/architecture.md): R rows x C columns; cell (i, j) is a
 VTEAM memristor, in series with an access NMOS when `access == 'nmos'`. Row i
 is driven by its DAC through `r_driver` into the row's column-0 end; one
 `r_wire` segment sits between neighbouring cells of a row and of a column,
@@ -11,20 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from cosim.core import netsafe
-from cosim.core.config import (
-    RESISTANCE_MODELS,
-    TIA_KINDS,
-    WINDOWS,
-    AdcSpec,
-    DacSpec,
-    NmosAccess,
-    TiaSpec,
-    VteamParams,
-)
+from cosim.core.config import RESISTANCE_MODELS, TIA_KINDS, WINDOWS, AdcSpec, DacSpec, NmosAccess, TiaSpec, VteamParams
 from cosim.core.errors import InputError
 
 ACCESS_KINDS = ("none", "nmos")
@@ -153,7 +145,7 @@ class TileSpec:
         return netsafe.netlist_name(self.name)
 
     @classmethod
-    def from_states(cls, states: np.ndarray, device: VteamParams | None = None, **settings) -> "TileSpec":
+    def from_states(cls, states: np.ndarray, device: VteamParams | None = None, **settings: Any) -> "TileSpec":
         """A tile whose devices sit at normalised VTEAM states x in [0, 1]."""
         from cosim.core import vteam
 
@@ -165,10 +157,12 @@ class TileSpec:
 
     @property
     def rows(self) -> int:
+        """R: the number of row lines (inputs) of the tile."""
         return int(self.conductance.shape[0])
 
     @property
     def cols(self) -> int:
+        """C: the number of column lines (TIA outputs) of the tile."""
         return int(self.conductance.shape[1])
 
     @property
@@ -178,7 +172,7 @@ class TileSpec:
 
         return vteam.state_from_conductance(self.conductance, self.device)
 
-    def with_(self, **changes) -> "TileSpec":
+    def with_(self, **changes: Any) -> "TileSpec":
         """A copy with some fields changed."""
         return replace(self, **changes)
 

@@ -190,6 +190,7 @@ def integrate_state(v_of_t: ArrayLike, t: ArrayLike, x0: ArrayLike, p: VteamPara
     slope = np.diff(volts, axis=0) / np.diff(t)[:, None]
 
     def rhs(time: float, x: np.ndarray) -> np.ndarray:
+        """dx/dt (1/s) of the flattened states x at `time` (s), voltages interpolated linearly in time."""
         k = min(max(int(np.searchsorted(t, time, side="right")) - 1, 0), t.size - 2)
         v_now = volts[k] + slope[k] * (time - t[k])
         return dx_dt(v_now, x, p) - p.g_leak * (x - x_start)

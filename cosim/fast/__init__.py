@@ -3,7 +3,7 @@
 The read path of a tile with frozen device states is linear in the row
 voltages, so one factorisation gives its transfer matrix T (R x C, S) and
 every batch after that is a matrix multiply: ``current = v_dac @ T`` (A).
-The circuit is the one of `cosim.spice.ngspice_netlist.tile_netlist` (DESIGN.md, "Circuit
+The circuit is the one of `cosim.spice.ngspice_netlist.tile_netlist` (docs/architecture.md, "Circuit
 conventions"); with ``r_wire = 0`` the wire nodes of a row (a column) merge
 into one node, with ``r_driver = 0`` the DAC drives the row's first node.
 
@@ -53,14 +53,7 @@ TIA (`tia_gain`).
 
 from cosim.fast.apply import apply_transfer
 from cosim.fast.nodal import graph_node_voltages
-from cosim.fast.prepared import (
-                                 ITERATIVE_MAX_BATCH,
-                                 FastTile,
-                                 choose_method,
-                                 prepare,
-                                 solve_fast,
-                                 transfer_matrix,
-)
+from cosim.fast.prepared import ITERATIVE_MAX_BATCH, FastTile, choose_method, prepare, solve_fast, transfer_matrix
 from cosim.fast.structured import StructuredFactor, single_thread
 from cosim.fast.tia import tia_gain, tia_termination
 

@@ -2,7 +2,7 @@
 
 The transfer matrix of `cosim.fast` costs O(R C^3) once and pays off over
 many input vectors; a single vector, a node-voltage map, or a 1024-row tile
-needs none of it. Here the network of DESIGN.md (row chains, column chains,
+needs none of it. Here the network of docs/architecture.md (row chains, column chains,
 one conductance per cell) is solved directly:
 
 - every row chain is tridiagonal, so the row nodes are eliminated exactly by

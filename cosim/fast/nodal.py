@@ -77,6 +77,7 @@ def nodal_graph(spec: TileSpec, g_cell: np.ndarray, with_nmos: bool, gmin: float
     edges_a, edges_b, edges_g = [], [], []
 
     def add(a: np.ndarray, b: np.ndarray, value: np.ndarray | float) -> None:
+        """Add conductances `value` (S) between the node labels a[k] and b[k]."""
         a, b = np.asarray(a), np.asarray(b)
         edges_a.append(a)
         edges_b.append(b)

@@ -17,26 +17,11 @@ from cosim.core.drive import dac_output
 from cosim.core.errors import InputError
 from cosim.core.names import NONLINEAR_MODES
 from cosim.core.tile import TileSpec
-from cosim.fast.apply import (
-    BACKENDS,
-    apply_transfer,
-    default_newton_chunk,
-    split_polarities,
-)
+from cosim.fast.apply import BACKENDS, apply_transfer, default_newton_chunk, split_polarities
 from cosim.fast.iterative import ChainNetwork, chain_network
-from cosim.fast.newton import (
-    access_card,
-    chord_newton_nodes,
-    newton_currents,
-    newton_node_voltages,
-)
+from cosim.fast.newton import access_card, chord_newton_nodes, newton_currents, newton_node_voltages
 from cosim.fast.nodal import graph_node_voltages, transfer_splu
-from cosim.fast.structured import (
-    StructuredFactor,
-    factor_structured,
-    transfer_no_wires,
-    transfer_structured,
-)
+from cosim.fast.structured import StructuredFactor, factor_structured, transfer_no_wires, transfer_structured
 from cosim.fast.tia import tia_gain, tia_termination
 
 if TYPE_CHECKING:

@@ -35,10 +35,12 @@ class TileSlice:
 
     @property
     def rows(self) -> int:
+        """Device rows: the matrix inputs on this tile."""
         return self.row_stop - self.row_start
 
     @property
     def outputs(self) -> int:
+        """Matrix outputs on this tile (one column pair each)."""
         return self.out_stop - self.out_start
 
     @property

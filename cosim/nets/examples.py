@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cosim.core.seeds import EXAMPLE_SEED
+
+if TYPE_CHECKING:
+    import torch
 
 LAYER_EXAMPLES = ("linear", "conv", "gru", "mlp-digits")
 

@@ -29,6 +29,10 @@ CONTAINERS = (nn.Sequential,)
 BINARY = (BinaryLinear, BinaryConv2d)  # analog subclasses mapped on two device levels (seed 002)
 SUPPORTED = ANALOG + DIGITAL + CONTAINERS + BINARY
 SUPPORTED_NAMES = ", ".join(sorted({cls.__name__ for cls in SUPPORTED}))
+#: Where cosim's own layers lived before the subpackages: files saved then name
+#: these paths, and still load (the same classes, under their old names).
+FORMER_PATHS = ((Abs, "cosim.nn.Abs"), (SequenceLast, "cosim.nn.SequenceLast"),
+                (BinaryLinear, "cosim.training.BinaryLinear"), (BinaryConv2d, "cosim.training.BinaryConv2d"))
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,7 @@ def first_line(exc: BaseException, limit: int = 120) -> str:
 
 def _load_pickled(path: Path) -> object:
     try:
-        with torch.serialization.safe_globals(list(SUPPORTED)), warnings.catch_warnings():
+        with torch.serialization.safe_globals([*SUPPORTED, *FORMER_PATHS]), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's own notes on the file are not cosim's errors
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, ValueError, EOFError...

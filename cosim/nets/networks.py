@@ -44,6 +44,7 @@ class ChannelAttention(nn.Module):
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W): x scaled per channel by the attention gate in (0, 1)."""
         return x * self.gate(self.mlp(self.avg(x)) + self.mlp(self.max(x)))
 
 
@@ -56,6 +57,7 @@ class SpatialAttention(nn.Module):
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W): x scaled per pixel by the attention gate in (0, 1)."""
         maps = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
         return x * self.gate(self.conv(maps))
 
@@ -69,6 +71,7 @@ class CBAM(nn.Module):
         self.spatial = SpatialAttention()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W): channel attention, then spatial attention."""
         return self.spatial(self.channel(x))
 
 
@@ -88,6 +91,7 @@ class BasicBlock(nn.Module):
                                           nn.BatchNorm2d(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, c_in, H, W) -> (B, c_out, H / stride, W / stride)."""
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.cbam(self.bn2(self.conv2(out)))
         return F.relu(out + self.shortcut(x))
@@ -117,6 +121,7 @@ class ResNet18Cbam(nn.Module):
         self.fc = nn.Linear(c_in, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, channels, 48, 48) -> (B, classes) logits."""
         return self.fc(self.flatten(self.pool(self.layers(self.stem(x)))))
 
 
@@ -197,8 +202,6 @@ def make_gru_classifier(epochs: int = 150, hidden: int = 32) -> tuple[nn.Module,
     return model, _accuracy(model, x[test], y[test])
 
 
-INPUT_SHAPES = {"resnet18-cbam": RESNET_INPUT, "binarized-cnn": (1, 8, 8), "gru-digits": (8, 8),
-                "abs-mlp": (64,)}
 
 
 def make_network(name: str) -> tuple[nn.Module, float | None]:

@@ -11,6 +11,7 @@ class Abs(nn.Module):
     precision rectifier of circuits/abs.cir."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Any shape -> the same shape: |x| element-wise."""
         return torch.abs(x)
 
 
@@ -25,7 +26,8 @@ class SequenceLast(nn.Module):
         super().__init__()
         self.batch_first = batch_first
 
-    def forward(self, x) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """(B, T, H) (batch_first) or (T, B, H), or nn.GRU's (output, h_n) -> (B, H): the last time step."""
         if isinstance(x, tuple):
             x = x[0]
         return x[:, -1] if self.batch_first else x[-1]

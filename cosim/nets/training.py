@@ -32,11 +32,14 @@ class _StraightThrough(torch.autograd.Function):
     """Forward: exactly q. Backward: the gradient goes to x unchanged."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor,  # noqa: ARG004
+                q: torch.Tensor) -> torch.Tensor:
+        """A copy of q (x's shape), detached: the forward value."""
         return q.detach().clone()
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """The output gradient passed to x unchanged; none to q."""
         return grad, None
 
 
@@ -84,6 +87,7 @@ class QuantLinear(nn.Linear):
         self.generator = torch.Generator().manual_seed(seed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_features) -> (B, out_features) with quantised (and, in training, noisy) weights."""
         w = self.weight
         if self.training and self.noise_sigma > 0:
             w = noisy_weight(w, self.noise_sigma, self.generator)
@@ -127,6 +131,7 @@ class BinaryLinear(TwoLevel, nn.Linear):
     """Sign-binarised Linear (seed 002): forward with alpha * sign(W); on two device levels."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_features) -> (B, out_features) with weights alpha * sign(W)."""
         return F.linear(x, binarize(self.weight), self.bias)
 
     def to_linear(self) -> nn.Linear:
@@ -143,6 +148,7 @@ class BinaryConv2d(TwoLevel, nn.Conv2d):
     """Sign-binarised Conv2d (seed 002); on two device levels like BinaryLinear."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_channels, H, W) -> (B, out_channels, H_out, W_out) with weights alpha * sign(W)."""
         return self._conv_forward(x, binarize(self.weight), self.bias)
 
 

@@ -7,6 +7,10 @@ import base64
 import html
 import io
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CSS = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; background: #fff; }
@@ -54,7 +58,7 @@ def png_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def figure_png(fig) -> bytes:
+def figure_png(fig: Figure) -> bytes:
     """A matplotlib Figure rendered to PNG bytes (110 dpi)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)

@@ -118,7 +118,7 @@ def plot_heatmap_png(values: np.ndarray, path: Path | str, title: str, label: st
                      cmap: str = "viridis") -> Path:
     """An (R, C) map as a PNG heatmap: rows down, columns across, colour bar
     titled `label` (with units). Row drivers sit at the left (column 0), the
-    TIAs below the last row, as in DESIGN.md."""
+    TIAs below the last row, as in docs/architecture.md."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 

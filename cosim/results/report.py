@@ -43,26 +43,8 @@ import numpy as np
 
 from cosim.core.errors import CosimError, InputError
 from cosim.results import h5check
-from cosim.results.html import (
-    CSS,
-    _cell,
-    esc,
-    figure_png,
-    fmt,
-    img,
-    none_line,
-    section,
-    table,
-)
-from cosim.results.run_reader import (
-    RUN_FIX,
-    TileInfo,
-    open_run,
-    read_tiles,
-    run_config,
-    run_numbers,
-    tile_spec,
-)
+from cosim.results.html import CSS, _cell, esc, figure_png, fmt, img, none_line, section, table
+from cosim.results.run_reader import RUN_FIX, TileInfo, open_run, read_tiles, run_config, run_numbers, tile_spec
 from cosim.results.tile_specs import read_tile_spec
 from cosim.results.waveforms import plain_text
 
@@ -268,6 +250,7 @@ def worst_tile(tiles: dict[str, TileInfo]) -> TileInfo | None:
         return None
 
     def error(t: TileInfo) -> float:
+        """The tile's error (relative, dimensionless) as a sort key; -inf where unknown or NaN."""
         return -math.inf if t.error is None or math.isnan(t.error) else t.error
 
     return max(found, key=error)

@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from cosim.analysis.transient import TransientRun
+from cosim.analysis.transient import TileTransient, TransientRun
 from cosim.core.results import TileResult
 from cosim.core.tile import TileSpec
 from cosim.results.tile_specs import tile_config
@@ -76,7 +76,8 @@ def write_tile_group(group: h5py.Group, spec: TileSpec, voltages: np.ndarray, re
 
 
 def write_run(h5: h5py.File, inputs: np.ndarray, outputs: np.ndarray, ideal: np.ndarray,
-              records: dict, attrs: dict[str, object], layers: dict | None = None) -> None:
+              records: dict, attrs: dict[str, object], layers: dict | None = None,
+              transients: dict[str, TileTransient] | None = None) -> None:
     """A `cosim simulate` run: root datasets inputs/outputs/ideal, one group per
     tile under tiles/ (attrs engine, rows, cols; g_pos, g_neg in S; netlist
     text for ngspice tiles; spot-check errors; when kept: attr ideal_rel_error,
@@ -115,8 +116,9 @@ def write_run(h5: h5py.File, inputs: np.ndarray, outputs: np.ndarray, ideal: np.
             group.attrs["ideal_rel_error"] = record.ideal_rel_error
         if getattr(record, "first_voltages", None) is not None:
             group.create_dataset("sample_voltage", data=record.first_voltages).attrs["units"] = "V"
-        if getattr(record, "transient", None) is not None:
-            write_tile_transient(group, record.transient, json.dumps(tile_config(record.transient.spec)))
+        transient = (transients or {}).get(name)
+        if transient is not None:
+            write_tile_transient(group, transient, json.dumps(tile_config(transient.spec)))
     if layers:
         write_layers(h5, layers)
 

@@ -25,6 +25,7 @@ from cosim.core.config import (
 )
 from cosim.core.errors import InputError
 from cosim.core.tile import TileSpec
+from cosim.mapping.pairs import interleave
 from cosim.results import h5check
 
 #: Keys of a tile `config` attribute (`tile_config`), each required.
@@ -101,8 +102,7 @@ def group_conductance(group: h5py.Group, rows: int | None = None, cols: int | No
     half = None if cols is None else cols // 2
     g_pos = h5check.array(group, "g_pos", shape=(rows, half), positive=True, what="S")
     g_neg = h5check.array(group, "g_neg", shape=g_pos.shape, positive=True, what="S")
-    g = np.empty((g_pos.shape[0], 2 * g_pos.shape[1]))
-    g[:, 0::2], g[:, 1::2] = g_pos, g_neg
+    g = interleave(g_pos, g_neg)
     return g
 
 

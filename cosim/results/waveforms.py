@@ -305,11 +305,13 @@ def _families(group: h5py.Group, vector: int) -> list[tuple[Series, list[str], C
                                   f"({points} time points by {width} {series.index}s)")
 
         def load(key: str = series.key, kinds: str = kinds) -> np.ndarray:
+            """The series' samples, (time points, signals), in its unit (V, A, LSB, or state x)."""
             return h5check.array(vec, key, kinds=kinds, shape=(points, None)).astype(float)
 
         out.append((series, _signal_names(series, width, cells), load))
         if series.key == "state":
             def conductance(load: Callable[[], np.ndarray] = load) -> np.ndarray:
+                """Device conductances (S), (time points, cells), from the stored VTEAM states."""
                 return vteam.conductance(load(), device_params(group))
 
             out.append((CONDUCTANCE, _signal_names(CONDUCTANCE, width, cells), conductance))

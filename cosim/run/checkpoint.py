@@ -190,6 +190,7 @@ class Checkpoint:
         return None
 
     def save(self, key: str, arrays: dict[str, np.ndarray]) -> None:
+        """Write one tile's arrays atomically as KEY.npz in the checkpoint directory."""
         from cosim.core.atomic import atomic_open
 
         with atomic_open(self.directory / f"{key}.npz", "wb") as handle:  # a failed write leaves no file

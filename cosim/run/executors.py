@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tqdm import tqdm
 
@@ -39,6 +39,9 @@ from cosim.spice.process import (
     signals_deferred,
     stop_requested,
 )
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 EXECUTORS = ("local", "dask")
 T = TypeVar("T")
@@ -206,6 +209,7 @@ def _dask_cancelled() -> Callable[[], bool] | None:
         return None
 
     def cancelled() -> bool:
+        """Whether the running task was cancelled or released, or its worker is closing."""
         try:
             state = worker.state.tasks.get(key)
             return (state is None or state.state in ("cancelled", "released", "forgotten")
@@ -278,6 +282,7 @@ class _QuietLogs:
             logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
     def restore(self) -> None:
+        """Put the loggers back at the levels they had before."""
         for name, level in self.levels.items():
             logging.getLogger(name).setLevel(level)
 
@@ -289,7 +294,7 @@ def _quiet_dask_logs() -> _QuietLogs:
     return _QuietLogs(sorted(names))
 
 
-def _scheduler_lost(client, exc: BaseException) -> bool:
+def _scheduler_lost(client: Client, exc: BaseException) -> bool:
     """Whether `exc` from a Dask future means the scheduler connection is gone
     (rather than the task itself failing)."""
     if client.status != "running":

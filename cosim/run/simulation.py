@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,26 +21,30 @@ import torch.nn.functional as F
 from torch import nn
 
 from cosim.core import peripherals
-from cosim.core.config import DacSpec, Preset
+from cosim.core.config import Preset
 from cosim.core.drive import dac_output
 from cosim.core.errors import InputError
+from cosim.core.results import TileResult
 from cosim.core.tile import TileSpec
 from cosim.engines import solve
+from cosim.fast.prepared import FastTile
 from cosim.mapping.nonideal import NonIdeal, label_rng
 from cosim.mapping.nonideal import apply as apply_nonideal
 from cosim.mapping.pairs import (
     MappedMatrix,
     currents_to_outputs,
+    deinterleave,
     input_range,
     inputs_to_voltages,
     map_binary,
     map_weights,
     tile_conductance,
 )
-from cosim.mapping.partition import TileSlice, partition_matrix
+from cosim.mapping.partition import TileSlice
 from cosim.nets.loading import steps
 from cosim.run.checkpoint import Checkpoint, task_key
 from cosim.run.executors import map_tasks
+from cosim.run.plan import PlannedTile, engine_for, matrix_tiles, step_name, tile_spec
 from cosim.spice.process import check_timeout
 
 ENGINES = ("auto", "spice", "fast", "ideal")
@@ -68,6 +73,10 @@ class SimOptions:
         calibration: fast-solver access calibration JSON (None: solver default).
         spice: SPICE engine of ngspice tiles and spot checks: 'ngspice' or 'vacask'.
         nonideal: mapping-stage device non-idealities (cosim.mapping.nonideal), drawn per matrix from `seed`.
+        keep_details: keep what the report needs: per-layer outputs beside
+            their float references, per-tile errors against v @ G, and each
+            tile's first `keep_vectors` input vectors.
+        keep_vectors: input vectors kept per tile with `keep_details`.
     """
 
     tile: int = 128
@@ -86,14 +95,19 @@ class SimOptions:
     spice: str = "ngspice"
     nonideal: NonIdeal = NonIdeal()
 
+    keep_details: bool = False
+    keep_vectors: int = 1
+
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
-            raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+            raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.tile < 2:
-            raise InputError(f"--tile must be at least 2, got {self.tile}")
+            raise InputError(f"tile must be at least 2 devices, got {self.tile}")
         if self.spot_check < 0 or self.workers < 1:
-            raise InputError("--spot-check must be >= 0 and --workers >= 1")
-        check_timeout(self.spice_timeout_s, "--spice-timeout")
+            raise InputError(f"spot_check must be >= 0 and workers >= 1, got {self.spot_check} and {self.workers}")
+        if self.keep_vectors < 1:
+            raise InputError(f"keep_vectors must be >= 1, got {self.keep_vectors}")
+        check_timeout(self.spice_timeout_s, "spice_timeout_s")
 
 
 @dataclass
@@ -131,7 +145,6 @@ class TileRecord:
     fault_mask: np.ndarray | None = None  # (rows, cols) int8: 0 ok, 1 stuck HRS, 2 stuck LRS
     first_voltages: np.ndarray | None = None  # (N, rows) V: the first input vectors (keep_details)
     ideal_sq: list[float] | None = None  # [sum |I - I_ideal|^2, sum |I_ideal|^2] (A^2), keep_details
-    transient: object | None = None  # cosim.analysis.transient.TileTransient of `simulate --transient`
 
     @property
     def ideal_rel_error(self) -> float | None:
@@ -176,22 +189,33 @@ class LayerRecord:
         return absolute_error(torch.from_numpy(self.output), torch.from_numpy(self.chain_reference))
 
 
-def run_tile_task(task: TileTask) -> dict[str, np.ndarray]:
-    """Solve one tile (runs in a worker process); arrays only, for pickling and .npz."""
+def run_tile_task(task: TileTask) -> TileResult:
+    """Solve one tile (runs in a worker process): its `TileResult` (current A,
+    vout V, wall time s, the netlist of SPICE tiles)."""
     options: dict = {}
     if task.engine == "spice":
         options["timeout_s"] = task.timeout_s
         options["spice"] = task.spice
     if task.engine == "fast" and task.calibration:
         options["calibration"] = task.calibration
-    result = solve(task.spec, task.voltages, engine=task.engine, **options)
+    return solve(task.spec, task.voltages, engine=task.engine, **options)
+
+
+def result_arrays(result: TileResult) -> dict[str, np.ndarray]:
+    """What a checkpoint keeps of a tile's result (arrays only, for .npz; `task_layout`)."""
     return {"current": result.current, "vout": result.vout, "wall_s": np.array(result.wall_s),
             "netlist": np.array(result.netlist or "")}
 
 
+def result_from_arrays(arrays: dict[str, np.ndarray], engine: str) -> TileResult:
+    """The TileResult a checkpoint's arrays (`result_arrays`) stand for."""
+    return TileResult(arrays["current"], arrays["vout"], None, engine, float(arrays["wall_s"]),
+                      netlist=str(arrays["netlist"]) or None)
+
+
 def task_layout(task: TileTask) -> dict[str, tuple[tuple[int, ...], str]]:
-    """What `run_tile_task` returns for `task` (shapes and dtype kinds), to
-    check a checkpoint against before it is reused."""
+    """What a checkpoint of `task` holds (`result_arrays`: shapes and dtype
+    kinds), to check it against before it is reused."""
     shape = (task.voltages.shape[0], task.spec.cols)
     return {"current": (shape, "f"), "vout": (shape, "f"), "wall_s": ((), "f"), "netlist": ((), "U")}
 
@@ -208,32 +232,37 @@ def estimate_spice_seconds(rows: int, cols: int, vectors: int) -> float:
 class Simulation:
     """One co-simulation of a layer on a preset's hardware."""
 
-    def __init__(self, preset: Preset, options: SimOptions, checkpoint: Checkpoint | None = None) -> None:
+    def __init__(self, preset: Preset, options: SimOptions, checkpoint: Checkpoint | None = None, *,
+                 weight_scale: Mapping[str, float] | None = None) -> None:
+        """A simulation on `preset`'s hardware with `options`; finished tiles go to
+        `checkpoint`; `weight_scale` fixes w_max per matrix label (in-situ
+        training keeps the conductance scale of its matrices)."""
         self.preset = preset
         self.options = options
         self.checkpoint = checkpoint
         self.records: dict[str, TileRecord] = {}
         self.adc_vfs: dict[str, float] = {}
-        self._fast_tiles: dict[str, object] = {}
+        self._fast_tiles: dict[str, FastTile] = {}
         self.fault_masks: dict[str, dict[str, np.ndarray]] = {}
-        self.weight_scale: dict[str, float] = {}  # label -> fixed w_max (in-situ training)
+        self.weight_scale: dict[str, float] = dict(weight_scale or {})  # label -> fixed w_max
         self.two_level: set[str] = set()  # labels of binarised matrices (cosim.mapping.map_binary)
-        # `cosim simulate` (report data): per-layer outputs, per-tile error vs v@G, first vectors.
-        self.keep_details = False
-        self.keep_vectors = 1
         self.layers: dict[str, LayerRecord] = {}
 
     # ----- routing and tiles -------------------------------------------------
     def engine_for(self, tile: TileSlice) -> str:
-        if self.options.engine != "auto":
-            return self.options.engine
-        small = tile.rows <= self.options.spice_max_tile and tile.cols <= self.options.spice_max_tile
-        return "spice" if small else "fast"
+        """The engine of one tile under these options (`plan.engine_for`)."""
+        return engine_for(tile, self.options.engine, self.options.spice_max_tile)
 
     def tile_spec(self, g: np.ndarray, name: str) -> TileSpec:
-        p = self.preset
-        return TileSpec(g, r_wire=p.r_wire, r_driver=p.r_driver, access=p.access, nmos=p.nmos,
-                        device=p.device, tia=p.tia, dac=DacSpec(bits=p.dac_bits, vfs=p.v_read), name=name)
+        """The TileSpec of conductances `g` (R, C) (S) on this preset's hardware."""
+        return tile_spec(self.preset, g, name)
+
+    def plan_matrix(self, label: str, mapped: MappedMatrix) -> list[PlannedTile]:
+        """The tiles of matrix `label` (its conductance pairs `mapped`): where
+        each sits, its circuit and its engine, in partition order."""
+        n_in, n_out = mapped.g_pos.shape
+        return [PlannedTile(t, self.tile_spec(tile_conductance(mapped, t), t.name), self.engine_for(t))
+                for t in matrix_tiles(label, n_in, n_out, self.options.tile, self.options.split)]
 
     # ----- the layer -----------------------------------------------------------
     def forward(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -241,7 +270,7 @@ class Simulation:
         out: object = x.double()
         chain: object = x.double()
         for step in steps(module):
-            name = step.name or type(step.module).__name__.lower()
+            name = step_name(step.name, step.module)
             step_in = out
             if not step.analog:
                 out = _float_step(step.module, out)
@@ -251,7 +280,7 @@ class Simulation:
                 out = self.conv2d(name, step.module, out)
             else:
                 out = self.gru(name, step.module, out)
-            if self.keep_details:
+            if self.options.keep_details:
                 chain = _float_step(step.module, chain)
                 if step.analog:
                     self._keep_layer(name, step.module, step_in, out, chain)
@@ -260,12 +289,14 @@ class Simulation:
     def _keep_layer(self, name: str, module: nn.Module, step_in: object, out: object, chain: object) -> None:
         """Keep an analog layer's output beside its float references (GRU: the output sequence)."""
         def first(value: object) -> np.ndarray:
+            """The first element of a step output (GRU: the output sequence) as numpy."""
             return (value[0] if isinstance(value, tuple) else value).numpy()
 
         kind = type(module).__name__
         self.layers[name] = LayerRecord(name, kind, first(out), first(_float_step(module, step_in)), first(chain))
 
     def linear(self, name: str, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """A Linear layer on tiles: (..., in) -> (..., out), bias added digitally."""
         _check_features(name, x.shape[-1], layer.in_features)
         flat = x.reshape(-1, x.shape[-1]).numpy()
         y = self.matmul(name, self.map(name, self.array_weight(layer, [name])), flat)
@@ -274,6 +305,7 @@ class Simulation:
         return torch.from_numpy(y).reshape(*x.shape[:-1], -1)
 
     def conv2d(self, name: str, conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """A Conv2d layer on tiles via im2col: (B, C, H, W) -> (B, out, H', W'), per group."""
         if x.dim() != 4 or x.shape[1] != conv.in_channels:
             raise InputError(f"{name}: Conv2d expects input (B, {conv.in_channels}, H, W), got {tuple(x.shape)}")
         if isinstance(conv.padding, str) or conv.padding_mode != "zeros":
@@ -367,12 +399,12 @@ class Simulation:
     def matmul(self, label: str, mapped: MappedMatrix, x: np.ndarray, x_max: float | None = None,
                recurrent: bool = False) -> np.ndarray:
         """x @ W.T through the tiles of one matrix: (N, inputs) -> (N, outputs)."""
-        n_in, n_out = mapped.g_pos.shape
+        n_out = mapped.g_pos.shape[1]
         x_max = input_range(x) if x_max is None else x_max
         v = inputs_to_voltages(x, x_max, self.preset.v_read)
-        tiles = partition_matrix(n_in, n_out, self.options.tile, self.options.split, prefix=f"{label}.")
-        tasks = [self._task(label, t, mapped, v[:, t.row_start:t.row_stop]) for t in tiles]
-        results: dict[str, dict[str, np.ndarray]] = {}
+        plan = self.plan_matrix(label, mapped)
+        tasks = [self._task(planned, v[:, planned.slice.row_start:planned.slice.row_stop]) for planned in plan]
+        results: dict[str, TileResult] = {}
         if recurrent:
             for task in tasks:
                 results[task.name] = self._solve_cached(task)
@@ -384,33 +416,33 @@ class Simulation:
                 if saved is None:
                     pending.append(task)
                 else:
-                    results[task.name] = saved
+                    results[task.name] = result_from_arrays(saved, task.engine)
             map_tasks(run_tile_task, pending, lambda task, res: self._finish(task, res, results),
                       executor=self.options.executor, workers=self.options.workers,
                       scheduler=self.options.scheduler, description=label, quiet=self.options.quiet)
         for task in tasks:
             self._record(label, task, results[task.name])
-        currents = self._adc(label, {t.name: results[t.name]["vout"] for t in tasks})
+        currents = self._adc(label, {t.name: results[t.name].vout for t in tasks})
         y = np.zeros((x.shape[0], n_out))
-        for t in tiles:
+        for planned in plan:
+            t = planned.slice
             y[:, t.out_start:t.out_stop] += currents_to_outputs(currents[t.name], mapped, x_max,
                                                                 self.preset.v_read)
         return y
 
-    def _task(self, label: str, tile: TileSlice, mapped: MappedMatrix, v: np.ndarray) -> TileTask:
-        spec = self.tile_spec(tile_conductance(mapped, tile), tile.name)
-        engine = self.engine_for(tile)
+    def _task(self, planned: PlannedTile, v: np.ndarray) -> TileTask:
+        tile, spec, engine = planned.slice, planned.spec, planned.engine
         key = task_key(tile.name, spec.conductance, v, engine, self.preset, self.options.calibration,
                        self.options.spice)
         return TileTask(tile.name, key, tile, spec, v, engine, self.options.spice_timeout_s,
                         self.options.calibration, self.options.spice)
 
-    def _finish(self, task: TileTask, result: dict[str, np.ndarray], results: dict) -> None:
+    def _finish(self, task: TileTask, result: TileResult, results: dict[str, TileResult]) -> None:
         results[task.name] = result
         if self.checkpoint:
-            self.checkpoint.save(task.key, result)
+            self.checkpoint.save(task.key, result_arrays(result))
 
-    def _solve_cached(self, task: TileTask) -> dict[str, np.ndarray]:
+    def _solve_cached(self, task: TileTask) -> TileResult:
         """Recurrent steps: the fast solver's prepared tile is reused across steps."""
         if task.engine != "fast":
             return run_tile_task(task)
@@ -423,30 +455,29 @@ class Simulation:
             tile = self._fast_tiles[task.name] = prepare(task.spec, calibration=task.calibration)
         current = tile.currents(dac_output(task.spec, task.voltages))
         vout = current * task.spec.tia.rs * tia_gain(task.spec)
-        return {"current": current, "vout": vout, "wall_s": np.array(0.0), "netlist": np.array("")}
+        return TileResult(current, vout, None, "fast", 0.0)
 
-    def _record(self, layer: str, task: TileTask, result: dict[str, np.ndarray]) -> None:
+    def _record(self, layer: str, task: TileTask, result: TileResult) -> None:
         record = self.records.get(task.name)
         if record is None:
-            g = task.spec.conductance
             record = self.records[task.name] = TileRecord(
-                task.name, layer, task.engine, task.tile, g[:, 0::2], g[:, 1::2],
-                task.spec, netlist=str(result["netlist"]) or None)
+                task.name, layer, task.engine, task.tile, *deinterleave(task.spec.conductance),
+                task.spec, netlist=result.netlist or None)
             keep = min(self.options.spot_vectors, task.voltages.shape[0])
             record.sample_voltages = task.voltages[:keep]
-            record.sample_current = result["current"][:keep]
-            if self.keep_details:
-                record.first_voltages = task.voltages[:self.keep_vectors]
+            record.sample_current = result.current[:keep]
+            if self.options.keep_details:
+                record.first_voltages = task.voltages[:self.options.keep_vectors]
                 record.ideal_sq = [0.0, 0.0]
             masks = self.fault_masks.get(layer)
             if masks is not None:
                 stuck = MappedMatrix(masks["stuck_pos"], masks["stuck_neg"], 1.0)
                 record.fault_mask = tile_conductance(stuck, task.tile).astype(np.int8)
-        record.wall_s += float(result["wall_s"])
+        record.wall_s += float(result.wall_s)
         record.vectors += task.voltages.shape[0]
         if record.ideal_sq is not None:
             ideal = dac_output(task.spec, task.voltages) @ task.spec.conductance
-            record.ideal_sq[0] += float(np.sum((result["current"] - ideal) ** 2))
+            record.ideal_sq[0] += float(np.sum((result.current - ideal) ** 2))
             record.ideal_sq[1] += float(np.sum(ideal ** 2))
 
     def _adc(self, label: str, vouts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -490,13 +521,14 @@ class Simulation:
                  for name in sorted(chosen)]
         self._warn_spice_time(tasks)
 
-        def compare(task: TileTask, result: dict[str, np.ndarray]) -> None:
+        def compare(task: TileTask, result: TileResult) -> None:
+            """Keep one spot check's fast-vs-SPICE current errors (relative to the largest |I|) on its record."""
             record = self.records[task.name]
-            diff = np.abs(record.sample_current - result["current"])
-            scale = float(np.max(np.abs(result["current"]))) or 1.0
+            diff = np.abs(record.sample_current - result.current)
+            scale = float(np.max(np.abs(result.current))) or 1.0
             record.spot = {"max_rel_error": float(diff.max() / scale), "mean_rel_error": float(diff.mean() / scale),
-                           "column_rel_error": diff.max(axis=0) / scale, "spice_current": result["current"],
-                           "netlist": str(result["netlist"])}
+                           "column_rel_error": diff.max(axis=0) / scale, "spice_current": result.current,
+                           "netlist": result.netlist or ""}
 
         map_tasks(run_tile_task, tasks, compare, executor=self.options.executor, workers=self.options.workers,
                   scheduler=self.options.scheduler, description="spot checks", quiet=self.options.quiet)

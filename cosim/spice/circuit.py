@@ -121,6 +121,7 @@ class Instances:
 
     @classmethod
     def one(cls, block: str, name: str, nodes: tuple[str, ...], **params: Value) -> "Instances":
+        """A single instance of `block` on `nodes`, with its parameters (in their models' units)."""
         return cls(block, [name], [nodes], dict(params))
 
 
@@ -163,15 +164,19 @@ class Nodes:
         self.driver = spec.r_driver > 0
 
     def row(self, i: int, j: int) -> str:
+        """Row line i's node at cell (i, j) (one node per row when r_wire is 0)."""
         return f"r{i}_{j}" if self.wires else f"r{i}"
 
     def col(self, i: int, j: int) -> str:
+        """Column line j's node at cell (i, j) (one node per column when r_wire is 0)."""
         return f"c{i}_{j}" if self.wires else f"c{j}"
 
     def tia_in(self, j: int, rows: int) -> str:
+        """Column j's node at its TIA input, past the last wire segment."""
         return f"o{j}" if self.wires else self.col(rows - 1, j)
 
     def dac_out(self, i: int) -> str:
+        """Row i's DAC output node, before r_driver (the row's first node when r_driver is 0)."""
         return f"in_r{i}" if self.driver else self.row(i, 0)
 
 

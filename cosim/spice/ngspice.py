@@ -16,20 +16,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cosim.core.errors import (
-    NgspiceNotFound,
-    SpiceConvergenceError,
-    SpiceError,
-    SpiceTimeout,
-)
-from cosim.spice.process import (
-    TIMED_OUT,
-    check_timeout,
-    discard_run_dir,
-    make_run_dir,
-    run_process,
-    scan_log,
-)
+from cosim.core.errors import NgspiceNotFound, SpiceConvergenceError, SpiceError, SpiceTimeout
+from cosim.spice.process import TIMED_OUT, check_timeout, discard_run_dir, make_run_dir, run_process, scan_log
 from cosim.spice.rawfile import Plot, read_raw
 
 RAW_NAME = "tile.raw"

@@ -58,6 +58,7 @@ class Includes:
     local: bool = False
 
     def line(self, folder: str, name: str) -> str:
+        """The `.include` line of resource `folder/name`."""
         path = name if self.local else str(resource_path(folder, name))
         return f".include {path}"
 

@@ -128,6 +128,7 @@ def clear_stop() -> None:
 
 
 def stop_requested() -> bool:
+    """Whether a stop (`request_stop`) has been recorded and not yet cleared."""
     return bool(_stop)
 
 

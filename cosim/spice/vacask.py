@@ -28,31 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from cosim.core.config import TranSpec
-from cosim.core.errors import (
-    SpiceConvergenceError,
-    SpiceError,
-    SpiceTimeout,
-    VacaskNotInstalled,
-)
+from cosim.core.errors import SpiceConvergenceError, SpiceError, SpiceTimeout, VacaskNotInstalled
 from cosim.core.resources import resource_path
 from cosim.core.tile import TileSpec
 from cosim.spice.ngspice import SpiceRun
 from cosim.spice.osdi import compile_va
-from cosim.spice.process import (
-    TIMED_OUT,
-    check_timeout,
-    discard_run_dir,
-    make_run_dir,
-    run_process,
-    scan_log,
-)
+from cosim.spice.process import TIMED_OUT, check_timeout, discard_run_dir, make_run_dir, run_process, scan_log
 from cosim.spice.rawfile import Plot, read_raw
-from cosim.spice.vacask_netlist import (
-    VA_SOURCES,
-    VacaskModules,
-    analysis_names,
-    vacask_netlist,
-)
+from cosim.spice.vacask_netlist import VA_SOURCES, VacaskModules, analysis_names, vacask_netlist
 
 NETLIST_NAME = "tile.sim"
 LOG_NAME = "vacask.log"

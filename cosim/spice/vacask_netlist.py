@@ -34,17 +34,7 @@ from cosim.core.errors import InputError
 from cosim.core.peripherals import read_model_card
 from cosim.core.resources import resource_path
 from cosim.core.tile import TileSpec
-from cosim.spice.circuit import (
-    LEGEND,
-    Comment,
-    Instances,
-    Part,
-    Resistors,
-    Source,
-    TileCircuit,
-    number,
-    tile_circuit,
-)
+from cosim.spice.circuit import LEGEND, Comment, Instances, Part, Resistors, Source, TileCircuit, number, tile_circuit
 from cosim.spice.ngspice_netlist import saved_vectors
 
 #: Verilog-A sources a VACASK tile may load: name -> (folder, file).

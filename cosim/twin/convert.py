@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable
 from dataclasses import fields
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,7 +36,7 @@ _PRESET_FIELDS = {f.name for f in fields(Preset)} - {"name", "description"}
 _OPTION_FIELDS = {"split", "spice_max_tile", "calibration", "spice", "spice_timeout_s", "seed", "workers"}
 
 
-def _run(module: nn.Module, compute, x: torch.Tensor):
+def _run(module: nn.Module, compute: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """Call compute(x as float64 CPU) and return float results on x's device and dtype."""
     dtype = x.dtype if x.is_floating_point() else torch.float32
     out = compute(x.detach().to("cpu", torch.float64))
@@ -50,6 +52,7 @@ class AnalogLinear(nn.Linear):
     cosim_label: str
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's forward pass on its prepared tiles (same shapes as the torch layer)."""
         return _run(self, lambda t: self.cosim.linear(self.cosim_label, self, t), x)
 
 
@@ -60,6 +63,7 @@ class AnalogConv2d(nn.Conv2d):
     cosim_label: str
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's forward pass on its prepared tiles (same shapes as the torch layer)."""
         with torch.no_grad():
             out = self.cosim.prepared_conv2d(self.cosim_label, self, x)
         if out is not None:
@@ -86,6 +90,7 @@ class AnalogGRU(nn.GRU):
     cosim_label: str
 
     def forward(self, x: torch.Tensor, hx: torch.Tensor | None = None):  # type: ignore[override]
+        """The layer's forward pass on its prepared tiles (same shapes as the torch layer)."""
         h0 = None if hx is None else hx.detach().to("cpu", torch.float64)
         return _run(self, lambda t: self.cosim.gru(self.cosim_label, self, t, h0), x)
 
@@ -127,7 +132,7 @@ def _replace(module: nn.Module, cache: TileCache, prefix: str) -> nn.Module:
 
 def convert(model: nn.Module, preset: str | Preset = "seed000_vteam", tile: int = 128, engine: str = "fast",
             nonlinear: str = "linear", prepare: bool = True, example_input: torch.Tensor | None = None,
-            precision: str = "float32", **options) -> nn.Module:
+            precision: str = "float32", **options: Any) -> nn.Module:
     """A copy of `model` whose Linear, Conv2d and GRU layers compute on crossbar tiles.
 
     Args:

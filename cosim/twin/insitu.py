@@ -29,6 +29,7 @@ more than `write_tolerance` of the device span between consecutive mappings
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,11 +91,14 @@ class Standard:
 class CalibratedSimulation(Simulation):
     """A Simulation whose Linear matrices listed in `standards` run inputs-split calibrated."""
 
-    def __init__(self, preset: Preset, options: SimOptions) -> None:
-        super().__init__(preset, options)
+    def __init__(self, preset: Preset, options: SimOptions, *,
+                 weight_scale: Mapping[str, float] | None = None) -> None:
+        """A Simulation (`weight_scale`: fixed w_max per Linear label) with no standards yet."""
+        super().__init__(preset, options, weight_scale=weight_scale)
         self.standards: dict[str, Standard] = {}
 
     def linear(self, name: str, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """A Linear layer, inputs-split calibrated when it has standards: (..., in) -> (..., out)."""
         std = self.standards.get(name)
         if std is None:
             return super().linear(name, layer, x)
@@ -189,10 +193,10 @@ def insitu_train(model: nn.Module, preset: Preset, options: SimOptions, train: t
         p.requires_grad_(True)
     x_train, y_train = train
     x_test, y_test = test
-    sim = CalibratedSimulation(preset, options)
     linears = [s for s in steps(model) if isinstance(s.module, nn.Linear)]
-    for s in linears:  # a fixed weight scale: updates re-program devices, not the whole range
-        sim.weight_scale[s.name] = float(s.module.weight.detach().abs().max())
+    # A fixed weight scale: updates re-program devices, not the whole range.
+    sim = CalibratedSimulation(preset, options, weight_scale={s.name: float(s.module.weight.detach().abs().max())
+                                                              for s in linears})
     acc_before = accuracy(sim, model, x_test, y_test)
     if insitu.calibrate:
         calibrate_outputs(sim, model, x_train, insitu.standards, insitu.seed)

@@ -71,9 +71,8 @@ from cosim.mapping.pairs import (
     halves_order,
     input_range,
     inputs_to_voltages,
-    tile_conductance,
 )
-from cosim.mapping.partition import TileSlice, partition_matrix
+from cosim.mapping.partition import TileSlice
 from cosim.mapping.patches import conv_output_size, covered_range, im2col_tensor
 from cosim.run.simulation import SimOptions, Simulation, TileRecord
 
@@ -207,6 +206,7 @@ class TileCache(Simulation):
         self._scratch: dict[str, torch.Tensor] = {}
 
     def map(self, label: str, weight: np.ndarray) -> MappedMatrix:
+        """The conductance pairs of `label`, mapped and its tiles prepared once per weight matrix."""
         bank = self.banks.get(label)
         if bank is not None and bank.weight.shape == weight.shape and np.array_equal(bank.weight, weight):
             return bank.mapped
@@ -226,16 +226,14 @@ class TileCache(Simulation):
     def _prepare(self, label: str, mapped: MappedMatrix) -> list[RowGroup]:
         for name in [n for n, r in self.records.items() if r.layer == label]:
             del self.records[name]
-        n_in, n_out = mapped.g_pos.shape
-        tiles = partition_matrix(n_in, n_out, self.options.tile, self.options.split, prefix=f"{label}.")
         groups: dict[int, RowGroup] = {}
         entries = []
-        for tile in tiles:
+        for planned in self.plan_matrix(label, mapped):
+            tile, spec = planned.slice, planned.spec
             group = groups.setdefault(tile.row_start, RowGroup(slice(tile.row_start, tile.row_stop), [], []))
-            spec = self.tile_spec(tile_conductance(mapped, tile), tile.name)
             group.tiles.append(tile)
             group.specs.append(spec)
-            entries.append((group, tile, spec, self.engine_for(tile)))
+            entries.append((group, tile, spec, planned.engine))
         parallel = [e for e in entries if e[3] == "fast"] if self.options.workers > 1 else []
         solved = self._prepare_parallel([e[2] for e in parallel]) if len(parallel) > 1 else []
         done = {id(e[2]): result for e, result in zip(parallel, solved)}
@@ -502,6 +500,7 @@ def _apply(v: torch.Tensor, transfer: torch.Tensor, transfer_neg: torch.Tensor |
     tiles. `columns`: v is (B, rows, L) and the result T^T v (B, cols, L);
     `batched`: v (G, N, rows) and T (G, rows, cols), one product per G."""
     def product(a: torch.Tensor, b: torch.Tensor, dest: torch.Tensor | None) -> torch.Tensor:
+        """One matrix product in the layout asked for (columns, batched or plain)."""
         if batched:
             return torch.bmm(a, b, out=dest)
         if columns:
