@@ -26,3 +26,17 @@ def test_non_editable_install_finds_circuits_and_models(tmp_path):
     paths = [Path(line) for line in out.stdout.split()]
     assert all(str(p).startswith(str(target)) for p in paths), out.stdout
     assert all(p.is_file() for p in paths[1:])
+    # Every module of the checkout is in the installed package (setup.cfg lists every subpackage),
+    # and each imports from there.
+    shipped = {p.relative_to(target / "cosim") for p in (target / "cosim").rglob("*.py")}
+    source = {p.relative_to(REPO / "cosim") for p in (REPO / "cosim").rglob("*.py")}
+    assert source <= shipped, f"not installed: {sorted(map(str, source - shipped))}"
+    names = sorted(".".join(("cosim", *p.with_suffix("").parts)).removesuffix(".__init__") for p in source
+                   if p.name != "__main__.py")
+    probe = ("import importlib, sys; root, mods = sys.argv[1], sys.argv[2:]; "
+             "bad = [m for m in mods if not importlib.import_module(m).__file__.startswith(root)]; "
+             "print(len(mods), bad)")
+    out = subprocess.run([sys.executable, "-c", probe, str(target), *names], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[0] == str(len(names)) and out.stdout.strip().endswith("[]"), out.stdout
