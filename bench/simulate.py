@@ -36,7 +36,8 @@ def run_one(case: str, ir_drop: bool, batch: int, access: str) -> dict:
     import torch
 
     from cosim.core.config import load_preset
-    from cosim.run.simulation import SimOptions, Simulation, relative_error
+    from cosim.run.records import relative_error
+    from cosim.run.simulation import SimOptions, Simulation
 
     module, shape = build(case)
     x = torch.rand((batch, *shape), generator=torch.Generator().manual_seed(1), dtype=torch.float64)

@@ -16,7 +16,8 @@ from cosim.cli import main
 from cosim.core.config import load_preset
 from cosim.nets.nn import Abs, SequenceLast
 from cosim.run import simulation as orchestrate
-from cosim.run.simulation import SimOptions, Simulation, relative_error
+from cosim.run.records import relative_error
+from cosim.run.simulation import SimOptions, Simulation
 
 IDEAL_HW = dict(r_wire=0.0, r_driver=0.0, access="none", dac_bits=None, adc_bits=None)
 

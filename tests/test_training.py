@@ -24,7 +24,8 @@ from cosim.nets.training import (
     quantize_activation,
     quantize_weight,
 )
-from cosim.run.simulation import SimOptions, Simulation, relative_error
+from cosim.run.records import relative_error
+from cosim.run.simulation import SimOptions, Simulation
 
 
 @pytest.mark.parametrize("bits", [2, 4, 8, 16])

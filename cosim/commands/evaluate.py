@@ -211,7 +211,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from cosim.nets.networks import load_network
     from cosim.results.provenance import versions
     from cosim.results.store import atomic_h5, check_output_path, write_run
-    from cosim.run.simulation import relative_error
+    from cosim.run.records import relative_error
     from cosim.twin.convert import convert, tile_cache
 
     start = time.perf_counter()

@@ -156,7 +156,8 @@ def _simulate(args: argparse.Namespace, held: list) -> int:
     from cosim.results.provenance import versions
     from cosim.results.store import atomic_h5, check_output_path, write_run
     from cosim.run.checkpoint import Checkpoint
-    from cosim.run.simulation import SimOptions, Simulation, absolute_error, relative_error
+    from cosim.run.records import absolute_error, relative_error
+    from cosim.run.simulation import SimOptions, Simulation
 
     start = time.perf_counter()
     module = load_layer(args.layer)

@@ -10,10 +10,10 @@ calibrated on the batch: the largest |TIA output| of a matrix's tiles.
 
 from __future__ import annotations
 
-import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -45,6 +45,7 @@ from cosim.nets.loading import steps
 from cosim.run.checkpoint import Checkpoint, task_key
 from cosim.run.executors import map_tasks
 from cosim.run.plan import PlannedTile, engine_for, matrix_tiles, step_name, tile_spec
+from cosim.run.records import LayerRecord, TileRecord, TileTask
 from cosim.spice.process import check_timeout
 
 ENGINES = ("auto", "spice", "fast", "ideal")
@@ -110,83 +111,7 @@ class SimOptions:
         check_timeout(self.spice_timeout_s, "spice_timeout_s")
 
 
-@dataclass
-class TileTask:
-    """One tile and the input vectors it must answer (picklable for workers)."""
 
-    name: str
-    key: str
-    tile: TileSlice
-    spec: TileSpec
-    voltages: np.ndarray
-    engine: str
-    timeout_s: float
-    calibration: str | None = None
-    spice: str = "ngspice"
-
-
-@dataclass
-class TileRecord:
-    """What a run keeps of a tile."""
-
-    name: str
-    layer: str
-    engine: str
-    tile: TileSlice
-    g_pos: np.ndarray
-    g_neg: np.ndarray
-    spec: TileSpec
-    wall_s: float = 0.0
-    vectors: int = 0
-    netlist: str | None = None
-    sample_voltages: np.ndarray | None = None
-    sample_current: np.ndarray | None = None
-    spot: dict[str, np.ndarray | float] | None = None
-    fault_mask: np.ndarray | None = None  # (rows, cols) int8: 0 ok, 1 stuck HRS, 2 stuck LRS
-    first_voltages: np.ndarray | None = None  # (N, rows) V: the first input vectors (keep_details)
-    ideal_sq: list[float] | None = None  # [sum |I - I_ideal|^2, sum |I_ideal|^2] (A^2), keep_details
-
-    @property
-    def ideal_rel_error(self) -> float | None:
-        """||I - v_dac @ G|| / ||v_dac @ G|| over every vector the tile answered (1):
-        what wires, drivers and access devices cost this tile (None unless kept)."""
-        if self.ideal_sq is None:
-            return None
-        err, ref = self.ideal_sq
-        return math.sqrt(err / ref) if ref > 0 else (0.0 if err == 0 else math.inf)
-
-
-@dataclass
-class LayerRecord:
-    """One analog layer's output as the hardware computes it and as float
-    PyTorch computes it from the same input (`reference`), and from the float
-    chain of every earlier layer (`chain_reference`); same units as the layer."""
-
-    name: str
-    kind: str
-    output: np.ndarray
-    reference: np.ndarray
-    chain_reference: np.ndarray
-
-    @property
-    def relative_error(self) -> float:
-        """What this layer's hardware costs: output vs `reference` (`relative_error`)."""
-        return relative_error(torch.from_numpy(self.output), torch.from_numpy(self.reference))
-
-    @property
-    def chain_relative_error(self) -> float:
-        """What has accumulated up to this layer: output vs `chain_reference`."""
-        return relative_error(torch.from_numpy(self.output), torch.from_numpy(self.chain_reference))
-
-    @property
-    def absolute_error(self) -> float:
-        """||output - reference|| in the layer's units (all-zero weights leave no relative error)."""
-        return absolute_error(torch.from_numpy(self.output), torch.from_numpy(self.reference))
-
-    @property
-    def chain_absolute_error(self) -> float:
-        """||output - chain_reference|| in the layer's units."""
-        return absolute_error(torch.from_numpy(self.output), torch.from_numpy(self.chain_reference))
 
 
 def run_tile_task(task: TileTask) -> TileResult:
@@ -229,14 +154,39 @@ def estimate_spice_seconds(rows: int, cols: int, vectors: int) -> float:
     return float(per_vector * vectors)
 
 
+class MatrixProducts(Protocol):
+    """Where a Simulation's weight matrices are programmed and multiplied: by
+    default the Simulation itself (tile tasks on the planned engines); a
+    prepared tile cache (`cosim.twin.tilecache.TileCache`) for converted networks."""
+
+    def map(self, label: str, weight: np.ndarray) -> MappedMatrix:
+        """Program matrix `label` ((outputs, inputs) weights) as conductance pairs (S)."""
+
+    def matmul(self, label: str, mapped: MappedMatrix, x: np.ndarray, x_max: float | None = None,
+               recurrent: bool = False) -> np.ndarray:
+        """x @ W.T through the tiles of matrix `label`: (N, inputs) -> (N, outputs)."""
+
+
+#: How a Linear step runs: (name, layer, input) -> output; default `Simulation.linear`.
+LinearStep = Callable[[str, nn.Module, torch.Tensor], torch.Tensor]
+
+
 class Simulation:
-    """One co-simulation of a layer on a preset's hardware."""
+    """One co-simulation of a layer on a preset's hardware.
+
+    What varies is passed in, never subclassed: `products` (where the
+    matrices are programmed and multiplied) and `linear_step` (how Linear
+    steps run, e.g. the inputs-split calibration of `cosim.twin.insitu`)."""
 
     def __init__(self, preset: Preset, options: SimOptions, checkpoint: Checkpoint | None = None, *,
-                 weight_scale: Mapping[str, float] | None = None) -> None:
+                 weight_scale: Mapping[str, float] | None = None, products: MatrixProducts | None = None,
+                 linear_step: LinearStep | None = None) -> None:
         """A simulation on `preset`'s hardware with `options`; finished tiles go to
         `checkpoint`; `weight_scale` fixes w_max per matrix label (in-situ
-        training keeps the conductance scale of its matrices)."""
+        training keeps the conductance scale of its matrices); `products` and
+        `linear_step` default to this Simulation's own tile tasks and `linear`."""
+        self.products: MatrixProducts = self if products is None else products
+        self.linear_step: LinearStep = self.linear if linear_step is None else linear_step
         self.preset = preset
         self.options = options
         self.checkpoint = checkpoint
@@ -275,7 +225,7 @@ class Simulation:
             if not step.analog:
                 out = _float_step(step.module, out)
             elif isinstance(step.module, nn.Linear):
-                out = self.linear(name, step.module, out)
+                out = self.linear_step(name, step.module, out)
             elif isinstance(step.module, nn.Conv2d):
                 out = self.conv2d(name, step.module, out)
             else:
@@ -299,7 +249,7 @@ class Simulation:
         """A Linear layer on tiles: (..., in) -> (..., out), bias added digitally."""
         _check_features(name, x.shape[-1], layer.in_features)
         flat = x.reshape(-1, x.shape[-1]).numpy()
-        y = self.matmul(name, self.map(name, self.array_weight(layer, [name])), flat)
+        y = self.products.matmul(name, self.products.map(name, self.array_weight(layer, [name])), flat)
         if layer.bias is not None:
             y = y + _np(layer.bias)
         return torch.from_numpy(y).reshape(*x.shape[:-1], -1)
@@ -320,8 +270,8 @@ class Simulation:
         for gi in range(groups):
             label = name if groups == 1 else f"{name}.g{gi}"
             w_group = weight[gi * out_per_group:(gi + 1) * out_per_group].reshape(out_per_group, -1)
-            mapped = self.map(label, w_group)
-            outputs.append(self.matmul(label, mapped, patches[:, gi * k_group:(gi + 1) * k_group]))
+            mapped = self.products.map(label, w_group)
+            outputs.append(self.products.matmul(label, mapped, patches[:, gi * k_group:(gi + 1) * k_group]))
         y = np.concatenate(outputs, axis=1)
         if conv.bias is not None:
             y = y + _np(conv.bias)
@@ -352,14 +302,14 @@ class Simulation:
             w_ih, w_hh = _np(getattr(gru, f"weight_ih_l{k}")), _np(getattr(gru, f"weight_hh_l{k}"))
             b_ih = _np(getattr(gru, f"bias_ih_l{k}")) if gru.bias else np.zeros(3 * hidden)
             b_hh = _np(getattr(gru, f"bias_hh_l{k}")) if gru.bias else np.zeros(3 * hidden)
-            gi = self.matmul(f"{name}.ih_l{k}", self.map(f"{name}.ih_l{k}", w_ih),
+            gi = self.products.matmul(f"{name}.ih_l{k}", self.products.map(f"{name}.ih_l{k}", w_ih),
                              layer_in.reshape(batch * steps_, -1)).reshape(batch, steps_, 3 * hidden) + b_ih
-            mapped_hh = self.map(f"{name}.hh_l{k}", w_hh)
+            mapped_hh = self.products.map(f"{name}.hh_l{k}", w_hh)
             h = np.zeros((batch, hidden)) if h0 is None else _np(h0[k])
             outs = []
             for t in range(steps_):
                 # h lies in [-1, 1] (tanh), so the DAC range of the recurrent input is fixed at 1.
-                gh = self.matmul(f"{name}.hh_l{k}", mapped_hh, h, x_max=1.0, recurrent=True) + b_hh
+                gh = self.products.matmul(f"{name}.hh_l{k}", mapped_hh, h, x_max=1.0, recurrent=True) + b_hh
                 r = _sigmoid(gi[:, t, :hidden] + gh[:, :hidden])
                 z = _sigmoid(gi[:, t, hidden:2 * hidden] + gh[:, hidden:2 * hidden])
                 n = np.tanh(gi[:, t, 2 * hidden:] + r * gh[:, 2 * hidden:])
@@ -422,7 +372,7 @@ class Simulation:
                       scheduler=self.options.scheduler, description=label, quiet=self.options.quiet)
         for task in tasks:
             self._record(label, task, results[task.name])
-        currents = self._adc(label, {t.name: results[t.name].vout for t in tasks})
+        currents = self.adc_currents(label, {t.name: results[t.name].vout for t in tasks})
         y = np.zeros((x.shape[0], n_out))
         for planned in plan:
             t = planned.slice
@@ -480,7 +430,7 @@ class Simulation:
             record.ideal_sq[0] += float(np.sum((result.current - ideal) ** 2))
             record.ideal_sq[1] += float(np.sum(ideal ** 2))
 
-    def _adc(self, label: str, vouts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def adc_currents(self, label: str, vouts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Column currents as the digital side sees them: TIA output through the
         ADC (full scale calibrated on the batch), divided by the nominal rs."""
         rs, bits = self.preset.tia.rs, self.preset.adc_bits
@@ -568,14 +518,3 @@ def _check_features(name: str, got: int, expected: int) -> None:
                          "check the input's last dimension")
 
 
-def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
-    """||value - reference|| / ||reference|| (Frobenius)."""
-    ref = float(torch.linalg.vector_norm(reference.double()))
-    err = float(torch.linalg.vector_norm(value.double() - reference.double()))
-    return err / ref if ref > 0 else (0.0 if err == 0 else math.inf)
-
-
-def absolute_error(value: torch.Tensor, reference: torch.Tensor) -> float:
-    """||value - reference|| (Frobenius), in the layer's output units: what is
-    reported where ||reference|| = 0 (all-zero weights) leaves no relative error."""
-    return float(torch.linalg.vector_norm(value.double() - reference.double()))

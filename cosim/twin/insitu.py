@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cosim.core.config import Preset
+from cosim.mapping.pairs import MappedMatrix
 from cosim.nets.loading import steps
 from cosim.run.simulation import SimOptions, Simulation
 
@@ -88,20 +89,39 @@ class Standard:
     delta: np.ndarray
 
 
-class CalibratedSimulation(Simulation):
-    """A Simulation whose Linear matrices listed in `standards` run inputs-split calibrated."""
+class CalibratedSimulation:
+    """A Simulation whose Linear matrices listed in `standards` run
+    inputs-split calibrated (seed 001): it holds the Simulation and is its
+    `linear_step`; programming, products and records are the Simulation's."""
 
     def __init__(self, preset: Preset, options: SimOptions, *,
                  weight_scale: Mapping[str, float] | None = None) -> None:
         """A Simulation (`weight_scale`: fixed w_max per Linear label) with no standards yet."""
-        super().__init__(preset, options, weight_scale=weight_scale)
         self.standards: dict[str, Standard] = {}
+        self.simulation = Simulation(preset, options, weight_scale=weight_scale, linear_step=self.linear)
+
+    @property
+    def fault_masks(self) -> dict[str, dict[str, np.ndarray]]:
+        """The Simulation's stuck-device masks per matrix label."""
+        return self.simulation.fault_masks
+
+    def map(self, label: str, weight: np.ndarray) -> MappedMatrix:
+        """Matrix `label` programmed as conductance pairs (`Simulation.map`)."""
+        return self.simulation.map(label, weight)
+
+    def matmul(self, label: str, mapped: MappedMatrix, x: np.ndarray) -> np.ndarray:
+        """x @ W.T through the tiles of matrix `label` (`Simulation.matmul`): (N, inputs) -> (N, outputs)."""
+        return self.simulation.matmul(label, mapped, x)
+
+    def forward(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The model's output on the array, Linear steps calibrated (float64 tensor)."""
+        return self.simulation.forward(module, x)
 
     def linear(self, name: str, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """A Linear layer, inputs-split calibrated when it has standards: (..., in) -> (..., out)."""
         std = self.standards.get(name)
         if std is None:
-            return super().linear(name, layer, x)
+            return self.simulation.linear(name, layer, x)
         flat = x.reshape(-1, x.shape[-1]).numpy()
         weight = layer.weight.detach().double().numpy()
         nearest = _nearest(flat, std.inputs)
@@ -155,7 +175,7 @@ def refresh_offsets(sim: CalibratedSimulation, model: nn.Module, x_cal: torch.Te
         std.delta = (array - residual @ weight.T).mean(axis=0)
 
 
-def accuracy(sim: Simulation, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+def accuracy(sim: Simulation | CalibratedSimulation, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of x classified as y when the model runs on the simulated array."""
     return float((sim.forward(model, x).argmax(1) == y).double().mean())
 
@@ -175,7 +195,7 @@ def _array_forward(sim: CalibratedSimulation, model: nn.Module, x: torch.Tensor)
     return out
 
 
-def _conductances(sim: Simulation, model: nn.Module) -> dict[str, np.ndarray]:
+def _conductances(sim: Simulation | CalibratedSimulation, model: nn.Module) -> dict[str, np.ndarray]:
     maps = {}
     for step in steps(model):
         if isinstance(step.module, nn.Linear):

@@ -1,6 +1,6 @@
 """`TileCache`: the prepared tiles behind a `cosim.convert` twin.
 
-A `cosim.run.simulation.Simulation` whose matrices are mapped, partitioned and
+The matrix products of a `cosim.run.simulation.Simulation` whose matrices are mapped, partitioned and
 prepared once (fast-solver transfer matrices, `cosim.fast.prepare`, on
 `workers` threads), so that every forward pass after that is one matrix
 multiply per row of tiles, with DAC and ADC applied as in `cosim simulate`.
@@ -47,8 +47,6 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 import torch
@@ -72,9 +70,10 @@ from cosim.mapping.pairs import (
     input_range,
     inputs_to_voltages,
 )
-from cosim.mapping.partition import TileSlice
 from cosim.mapping.patches import conv_output_size, covered_range, im2col_tensor
-from cosim.run.simulation import SimOptions, Simulation, TileRecord
+from cosim.run.records import TileRecord
+from cosim.run.simulation import SimOptions, Simulation
+from cosim.twin.tile_banks import MatrixSolver, PreparedSolver, RowGroup, SpiceSolver, TileBank, TileSolver
 
 NONLINEAR = NONLINEAR_MODES
 PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
@@ -86,102 +85,16 @@ ADC_CHUNK = 2**20
 COLUMNS_MIN = 256
 
 
-@dataclass(frozen=True)
-class MatrixSolver:
-    """A tile read as transfer matrices (S): the ideal engine (T = G) or a
-    linear fast tile (`fast.LinearTile` with a transfer matrix).
-
-    Attributes:
-        engine: 'ideal' or 'fast' (sets the TIA gain factor, `_gain`).
-        transfer: (R, C) transfer matrix (S), of positive reads when `transfer_neg` is set.
-        transfer_neg: (R, C) transfer matrix of negative reads (S), or None.
-    """
-
-    engine: str
-    transfer: np.ndarray
-    transfer_neg: np.ndarray | None = None
 
 
-@dataclass(frozen=True)
-class PreparedSolver:
-    """A fast tile that is no single matrix (Newton, or iterative chains): applied per batch."""
-
-    tile: FastTile
 
 
-@dataclass(frozen=True)
-class SpiceSolver:
-    """A tile simulated in SPICE at every matmul."""
-
-
-#: How one tile of a RowGroup is solved.
-TileSolver = Union[MatrixSolver, PreparedSolver, SpiceSolver]
-
-
-@dataclass
-class RowGroup:
-    """The tiles of one matrix that share input rows (their outputs tile all columns).
-
-    Attributes:
-        rows: the matrix inputs on these tiles' rows.
-        tiles: the tiles, in output order.
-        specs: their TileSpecs.
-        transfer: (rows, 2 * outputs) concatenated transfer matrices times
-            `gain` (V/V: DAC volts to TIA volts) when every tile is linear, of
-            positive reads when `transfer_neg` is set.
-        transfer_neg: the same for negative reads (calibrated access), or None.
-        solvers: per tile, how it is solved (`TileSolver`); empty once the
-            tiles are concatenated into `transfer`.
-        gain: TIA output per amp of column current, rs times its DC gain factor (V/A).
-        transfer_t, transfer_neg_t: `transfer` and `transfer_neg` as torch
-            tensors at the cache's precision (V/V), cast once, columns
-            reordered: every positive device's column, then every negative
-            one (outputs in order in each half).
-    """
-
-    rows: slice
-    tiles: list[TileSlice]
-    specs: list[TileSpec]
-    transfer: np.ndarray | None = None
-    transfer_neg: np.ndarray | None = None
-    solvers: list[TileSolver] = field(default_factory=list)
-    gain: float = 1.0
-    transfer_t: torch.Tensor | None = None
-    transfer_neg_t: torch.Tensor | None = None
-
-
-@dataclass
-class TileBank:
-    """One weight matrix on prepared tiles.
-
-    Attributes:
-        weight: (outputs, inputs) weights it was programmed with.
-        mapped: the conductance pairs (from `Simulation.map`).
-        groups: one RowGroup per row of tiles.
-        prepare_s: wall time of the preparation (s).
-        folded: without an ADC, (inputs, outputs) transfer of the whole
-            matrix, differential pairs subtracted (V/V; positive reads) and
-            the same for negative reads or None; built on first use.
-        stacked: (count, rows, T, T_neg) the leading `count` rows of tiles of
-            `rows` inputs each as (count, rows, 2 * outputs) tensors (`_stack`), or None.
-    """
-
-    weight: np.ndarray
-    mapped: MappedMatrix
-    groups: list[RowGroup]
-    prepare_s: float
-    folded: tuple[torch.Tensor, torch.Tensor | None] | None = None
-    stacked: tuple[int, int, torch.Tensor, torch.Tensor | None] | None = None
-
-    @property
-    def linear(self) -> bool:
-        """Every row of tiles is one prepared transfer matrix (the torch path applies)."""
-        return all(g.transfer_t is not None for g in self.groups)
-
-
-class TileCache(Simulation):
-    """A Simulation whose matrices stay programmed: tiles prepared once per
-    matrix label and reused by every later matmul (in this process).
+class TileCache:
+    """The matrix products of a Simulation whose matrices stay programmed:
+    tiles prepared once per matrix label and reused by every later matmul (in
+    this process). It holds that Simulation (`simulation`, built with
+    `products=self`), so the Simulation's Linear, Conv2d and GRU steps multiply
+    here; records, preset and options are the Simulation's.
 
     A label is re-programmed when its weights change (e.g. after
     load_state_dict); `prepare_calls` counts fast-solver preparations.
@@ -192,7 +105,6 @@ class TileCache(Simulation):
 
     def __init__(self, preset: Preset, options: SimOptions, nonlinear: str = "linear",
                  calibration: Calibration | str | None = None, precision: str = "float32") -> None:
-        super().__init__(preset, options)
         if nonlinear not in NONLINEAR:
             raise InputError(f"nonlinear must be one of {', '.join(NONLINEAR)}, got {nonlinear!r}")
         if precision not in PRECISIONS:
@@ -204,13 +116,56 @@ class TileCache(Simulation):
         self.banks: dict[str, TileBank] = {}
         self.prepare_calls = 0
         self._scratch: dict[str, torch.Tensor] = {}
+        self.simulation = Simulation(preset, options, products=self)
+
+    # ----- the Simulation it serves --------------------------------------------
+    @property
+    def preset(self) -> Preset:
+        """The hardware (the Simulation's preset)."""
+        return self.simulation.preset
+
+    @property
+    def options(self) -> SimOptions:
+        """The Simulation's options."""
+        return self.simulation.options
+
+    @property
+    def records(self) -> dict[str, TileRecord]:
+        """What the Simulation keeps of each tile, by tile name."""
+        return self.simulation.records
+
+    @property
+    def adc_vfs(self) -> dict[str, float]:
+        """ADC full scale (V) per matrix label, calibrated on the last batch."""
+        return self.simulation.adc_vfs
+
+    def linear(self, name: str, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """A Linear layer on the prepared tiles (`Simulation.linear`): (..., in) -> (..., out)."""
+        return self.simulation.linear(name, layer, x)
+
+    def conv2d(self, name: str, conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """A Conv2d layer via im2col on the prepared tiles (`Simulation.conv2d`): (B, C, H, W) -> (B, out, H', W')."""
+        return self.simulation.conv2d(name, conv, x)
+
+    def gru(self, name: str, gru: nn.Module, x: torch.Tensor,
+            h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A GRU on the prepared tiles (`Simulation.gru`): output sequence and final hidden states."""
+        return self.simulation.gru(name, gru, x, h0)
+
+    def forward(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """A layer's output on the prepared tiles (`Simulation.forward`, float64)."""
+        return self.simulation.forward(module, x)
+
+    def array_weight(self, layer: nn.Module, labels: list[str]) -> np.ndarray:
+        """The weight a layer puts on the array (`Simulation.array_weight`)."""
+        return self.simulation.array_weight(layer, labels)
 
     def map(self, label: str, weight: np.ndarray) -> MappedMatrix:
         """The conductance pairs of `label`, mapped and its tiles prepared once per weight matrix."""
         bank = self.banks.get(label)
         if bank is not None and bank.weight.shape == weight.shape and np.array_equal(bank.weight, weight):
             return bank.mapped
-        mapped = super().map(label, weight)
+        mapped = self.simulation.map(label, weight)
         start = time.perf_counter()
         groups = self._prepare(label, mapped)
         stacked = _stack(groups)
@@ -228,7 +183,7 @@ class TileCache(Simulation):
             del self.records[name]
         groups: dict[int, RowGroup] = {}
         entries = []
-        for planned in self.plan_matrix(label, mapped):
+        for planned in self.simulation.plan_matrix(label, mapped):
             tile, spec = planned.slice, planned.spec
             group = groups.setdefault(tile.row_start, RowGroup(slice(tile.row_start, tile.row_stop), [], []))
             group.tiles.append(tile)
@@ -292,7 +247,7 @@ class TileCache(Simulation):
         for group in bank.groups:
             for tile in group.tiles:
                 self.records[tile.name].vectors += x.shape[0]
-        currents = self._adc(label, vouts)
+        currents = self.simulation.adc_currents(label, vouts)
         y = np.zeros((x.shape[0], mapped.g_pos.shape[1]))
         for current in currents.values():
             y += currents_to_outputs(current, mapped, x_max, self.preset.v_read)

@@ -1,0 +1,111 @@
+"""A weight matrix on prepared tiles (`TileBank`): its rows of tiles
+(`RowGroup`) and how each tile is solved (`TileSolver`), as the prepared tile
+cache (`cosim.twin.tilecache`) keeps them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+import torch
+
+from cosim.core.tile import TileSpec
+from cosim.fast.prepared import FastTile
+from cosim.mapping.pairs import MappedMatrix
+from cosim.mapping.partition import TileSlice
+
+
+@dataclass(frozen=True)
+class MatrixSolver:
+    """A tile read as transfer matrices (S): the ideal engine (T = G) or a
+    linear fast tile (`fast.LinearTile` with a transfer matrix).
+
+    Attributes:
+        engine: 'ideal' or 'fast' (sets the TIA gain factor, `_gain`).
+        transfer: (R, C) transfer matrix (S), of positive reads when `transfer_neg` is set.
+        transfer_neg: (R, C) transfer matrix of negative reads (S), or None.
+    """
+
+    engine: str
+    transfer: np.ndarray
+    transfer_neg: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class PreparedSolver:
+    """A fast tile that is no single matrix (Newton, or iterative chains): applied per batch."""
+
+    tile: FastTile
+
+
+@dataclass(frozen=True)
+class SpiceSolver:
+    """A tile simulated in SPICE at every matmul."""
+
+
+#: How one tile of a RowGroup is solved.
+TileSolver = Union[MatrixSolver, PreparedSolver, SpiceSolver]
+
+
+@dataclass
+class RowGroup:
+    """The tiles of one matrix that share input rows (their outputs tile all columns).
+
+    Attributes:
+        rows: the matrix inputs on these tiles' rows.
+        tiles: the tiles, in output order.
+        specs: their TileSpecs.
+        transfer: (rows, 2 * outputs) concatenated transfer matrices times
+            `gain` (V/V: DAC volts to TIA volts) when every tile is linear, of
+            positive reads when `transfer_neg` is set.
+        transfer_neg: the same for negative reads (calibrated access), or None.
+        solvers: per tile, how it is solved (`TileSolver`); empty once the
+            tiles are concatenated into `transfer`.
+        gain: TIA output per amp of column current, rs times its DC gain factor (V/A).
+        transfer_t, transfer_neg_t: `transfer` and `transfer_neg` as torch
+            tensors at the cache's precision (V/V), cast once, columns
+            reordered: every positive device's column, then every negative
+            one (outputs in order in each half).
+    """
+
+    rows: slice
+    tiles: list[TileSlice]
+    specs: list[TileSpec]
+    transfer: np.ndarray | None = None
+    transfer_neg: np.ndarray | None = None
+    solvers: list[TileSolver] = field(default_factory=list)
+    gain: float = 1.0
+    transfer_t: torch.Tensor | None = None
+    transfer_neg_t: torch.Tensor | None = None
+
+
+@dataclass
+class TileBank:
+    """One weight matrix on prepared tiles.
+
+    Attributes:
+        weight: (outputs, inputs) weights it was programmed with.
+        mapped: the conductance pairs (from `Simulation.map`).
+        groups: one RowGroup per row of tiles.
+        prepare_s: wall time of the preparation (s).
+        folded: without an ADC, (inputs, outputs) transfer of the whole
+            matrix, differential pairs subtracted (V/V; positive reads) and
+            the same for negative reads or None; built on first use.
+        stacked: (count, rows, T, T_neg) the leading `count` rows of tiles of
+            `rows` inputs each as (count, rows, 2 * outputs) tensors (`_stack`), or None.
+    """
+
+    weight: np.ndarray
+    mapped: MappedMatrix
+    groups: list[RowGroup]
+    prepare_s: float
+    folded: tuple[torch.Tensor, torch.Tensor | None] | None = None
+    stacked: tuple[int, int, torch.Tensor, torch.Tensor | None] | None = None
+
+    @property
+    def linear(self) -> bool:
+        """Every row of tiles is one prepared transfer matrix (the torch path applies)."""
+        return all(g.transfer_t is not None for g in self.groups)
+
+
