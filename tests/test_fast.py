@@ -325,3 +325,29 @@ def test_calibrated_linear_at_64x64_stays_within_the_cell_nonlinearity(calibrati
     spec, v = random_tile(66, (64, 64), device, r_wire=1.0, r_driver=10.0, access="nmos", batch=2)
     err = rel_err(fast.solve_fast(spec, v, calibration=calibrations[preset]).current, solve_spice(spec, v).current)
     assert err < tolerance
+
+
+def test_prepare_restores_torch_threads_and_none_leaves_them_alone():
+    """The block sweep's thread count is an explicit argument: torch's
+    process-wide count is the caller's again after prepare, and threads=None
+    never touches it."""
+    import torch
+
+    from cosim.fast.structured import torch_threads
+
+    spec = TileSpec(np.random.default_rng(5).uniform(1e-4, 1e-3, (8, 8)), r_wire=1.0, r_driver=10.0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        seen = []
+        with torch_threads(None):
+            seen.append(torch.get_num_threads())
+        with torch_threads(1):
+            seen.append(torch.get_num_threads())
+        one = fast.prepare(spec, method="structured").transfer
+        after_default = torch.get_num_threads()
+        untouched = fast.prepare(spec, method="structured", threads=None).transfer
+        assert seen == [2, 1] and after_default == 2 and torch.get_num_threads() == 2
+        np.testing.assert_array_equal(one, untouched)
+    finally:
+        torch.set_num_threads(before)

@@ -54,9 +54,9 @@ TIA (`tia_gain`).
 from cosim.fast.apply import apply_transfer
 from cosim.fast.nodal import graph_node_voltages
 from cosim.fast.prepared import ITERATIVE_MAX_BATCH, FastTile, choose_method, prepare, solve_fast, transfer_matrix
-from cosim.fast.structured import StructuredFactor, single_thread
+from cosim.fast.structured import SWEEP_THREADS, StructuredFactor, torch_threads
 from cosim.fast.tia import tia_gain, tia_termination
 
 __all__ = ["ITERATIVE_MAX_BATCH", "FastTile", "StructuredFactor", "apply_transfer", "choose_method",
-           "graph_node_voltages", "prepare", "single_thread", "solve_fast", "tia_gain", "tia_termination",
-           "transfer_matrix"]
+           "graph_node_voltages", "prepare", "SWEEP_THREADS", "solve_fast", "tia_gain", "tia_termination",
+           "torch_threads", "transfer_matrix"]

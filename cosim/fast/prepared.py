@@ -21,7 +21,13 @@ from cosim.fast.apply import BACKENDS, apply_transfer, default_newton_chunk, spl
 from cosim.fast.iterative import ChainNetwork, chain_network
 from cosim.fast.newton import access_card, chord_newton_nodes, newton_currents, newton_node_voltages
 from cosim.fast.nodal import graph_node_voltages, transfer_splu
-from cosim.fast.structured import StructuredFactor, factor_structured, transfer_no_wires, transfer_structured
+from cosim.fast.structured import (
+    SWEEP_THREADS,
+    StructuredFactor,
+    factor_structured,
+    transfer_no_wires,
+    transfer_structured,
+)
 from cosim.fast.tia import tia_gain, tia_termination
 
 if TYPE_CHECKING:
@@ -39,7 +45,8 @@ TRANSFER_METHODS = ("structured", "splu")
 ITERATIVE_MAX_BATCH = 4
 
 
-def transfer_matrix(spec: TileSpec, g_cell: np.ndarray | None = None, method: str = "structured") -> np.ndarray:
+def transfer_matrix(spec: TileSpec, g_cell: np.ndarray | None = None, method: str = "structured",
+                    threads: int | None = SWEEP_THREADS) -> np.ndarray:
     """Transfer matrix T (R, C) (S) of the tile's linear read network:
     current = v_dac @ T (A for V).
 
@@ -57,7 +64,7 @@ def transfer_matrix(spec: TileSpec, g_cell: np.ndarray | None = None, method: st
         return transfer_splu(spec, g)
     if spec.r_wire == 0:
         return transfer_no_wires(g, spec.r_driver)
-    return transfer_structured(g, spec.r_wire, spec.r_driver, r_tia_in=r_in)
+    return transfer_structured(g, spec.r_wire, spec.r_driver, r_tia_in=r_in, threads=threads)
 
 
 def _check_calibration(spec: TileSpec, calibration: "Calibration") -> None:
@@ -271,7 +278,7 @@ def _load_calibration(calibration: "Calibration | str | Path | None") -> "Calibr
 
 
 def prepare(spec: TileSpec, *, calibration: "Calibration | str | Path | None" = None, nonlinear: str = "auto",
-            method: str = "auto") -> FastTile:
+            method: str = "auto", threads: int | None = SWEEP_THREADS) -> FastTile:
     """Prepare `spec` for the fast solver (factor once, apply to any batch).
 
     Args:
@@ -287,6 +294,11 @@ def prepare(spec: TileSpec, *, calibration: "Calibration | str | Path | None" = 
             'structured' for the linear mode, 'iterative' for Newton (faster
             at every size measured, and its LAPACK work does not stall on
             busy cores as torch's small matrix products do).
+        threads: torch intra-op threads of the structured block sweep, set
+            for the duration of the sweep and restored after (torch's count
+            is process-wide): 1 by default, since its chain of small C x C
+            products gains nothing from a second thread and stalls on busy
+            cores; None leaves torch's setting alone.
     """
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -305,7 +317,7 @@ def prepare(spec: TileSpec, *, calibration: "Calibration | str | Path | None" = 
         if method != "splu" and spec.r_wire > 0:
             g_cell = 1.0 / (1.0 / spec.conductance + 1.0 / g_channel)
             factor = (chain_network(g_cell, spec.r_wire, spec.r_driver, r_in) if iterative
-                      else factor_structured(g_cell, spec.r_wire, spec.r_driver, r_in))
+                      else factor_structured(g_cell, spec.r_wire, spec.r_driver, r_in, threads=threads))
         return NewtonTile(spec, "level-1", method, time.perf_counter() - start, g_channel, card, factor)
     if spec.access == "nmos" and cal is not None:
         # Positive and negative reads see different channel conductances.
@@ -321,7 +333,7 @@ def prepare(spec: TileSpec, *, calibration: "Calibration | str | Path | None" = 
         return LinearTile(spec, access, method, time.perf_counter() - start, cells[0], g_cell_neg=cells[1],
                           networks=networks)
     transfer_method = "splu" if method == "splu" else "structured"
-    transfers = [transfer_matrix(spec, g, transfer_method) for g in present] + [None]
+    transfers = [transfer_matrix(spec, g, transfer_method, threads) for g in present] + [None]
     return LinearTile(spec, access, method, time.perf_counter() - start, cells[0], g_cell_neg=cells[1],
                       transfer=transfers[0], transfer_neg=transfers[1])
 
@@ -335,11 +347,11 @@ def choose_method(spec: TileSpec, batch: int) -> str:
 
 def solve_fast(spec: TileSpec, voltages: np.ndarray, *, calibration: "Calibration | str | Path | None" = None,
                nonlinear: str = "auto", backend: str = "numpy", chunk: int | None = None,
-               method: str = "auto") -> "TileResult":
+               method: str = "auto", threads: int | None = SWEEP_THREADS) -> "TileResult":
     """Column currents and outputs of `spec` for row voltages (R,) or (B, R) (V).
 
-    The DACs quantise the inputs (`cosim.spice.ngspice_netlist.dac_output`), the tile is
-    prepared (`prepare`; method 'auto': `choose_method`) and applied
+    The DACs quantise the inputs (`cosim.core.drive.dac_output`), the tile is
+    prepared (`prepare`; method 'auto': `choose_method`; `threads` as there) and applied
     (`FastTile.currents`); vout = rs * current (times the TIA's DC gain
     factor), ADC codes when the tile has ADCs. engine 'fast'.
     """
@@ -349,7 +361,7 @@ def solve_fast(spec: TileSpec, voltages: np.ndarray, *, calibration: "Calibratio
     v = dac_output(spec, voltages)
     if method == "auto":
         method = choose_method(spec, v.shape[0])
-    tile = prepare(spec, calibration=calibration, nonlinear=nonlinear, method=method)
+    tile = prepare(spec, calibration=calibration, nonlinear=nonlinear, method=method, threads=threads)
     current = tile.currents(v, backend=backend, chunk=chunk)
     vout = spec.tia.rs * tia_gain(spec) * current
     codes = None if spec.adc.bits is None else peripherals.adc_codes(vout, spec.adc.bits, spec.adc.vfs)

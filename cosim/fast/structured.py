@@ -17,19 +17,26 @@ if TYPE_CHECKING:
     import torch
 
 
+#: torch intra-op threads of the block sweep unless the caller says otherwise.
+SWEEP_THREADS = 1
+
+
 @contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one thread inside the block. The block sweep is a chain
-    of small (C x C) products: a second thread gains nothing there, and when
-    other processes hold the cores OpenMP's waiting threads slow it 25-75x
-    (0.13 s against 3-10 s for a 128x128 tile at load 6 here)."""
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run torch on `threads` intra-op threads inside the block and restore the
+    caller's count after it (torch's count is process-wide); None changes
+    nothing. The block sweep is a chain of small (C x C) products: a second
+    thread gains nothing there, and when other processes hold the cores
+    OpenMP's waiting threads slow it 25-75x (0.13 s against 3-10 s for a
+    128x128 tile at load 6 here), which is why the solver's functions take
+    `threads=SWEEP_THREADS` explicitly."""
     import torch
 
     old = torch.get_num_threads()
-    if old == 1:
+    if threads is None or old == threads:
         yield
         return
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     try:
         yield
     finally:
@@ -79,9 +86,8 @@ def _schur_inverses(g: np.ndarray, w: float, g_driver: float | None, device: str
             yield start + k, s_inv, u_all[k]
 
 
-@single_thread()
 def transfer_structured(g: np.ndarray, r_wire: float, r_driver: float, device: str | None = None,
-                        r_tia_in: float = 0.0) -> np.ndarray:
+                        r_tia_in: float = 0.0, threads: int | None = SWEEP_THREADS) -> np.ndarray:
     """Transfer matrix T (R, C) (S) of a tile with r_wire > 0: current = v @ T.
 
     Block-tridiagonal elimination down the rows (`_schur_inverses`), the
@@ -89,7 +95,8 @@ def transfer_structured(g: np.ndarray, r_wire: float, r_driver: float, device: s
     plus row i's injection u_i in column i; the TIA currents are
     w_end S_{R-1}^{-1} Y_{R-1}, w_end = 1 / (r_wire + r_tia_in) (S). No back
     substitution: only the last row's column nodes feed the TIAs.
-    O(R C^3 + R^2 C^2) flops, O(C^2 + R C) memory.
+    O(R C^3 + R^2 C^2) flops, O(C^2 + R C) memory. torch runs on `threads`
+    intra-op threads meanwhile (`torch_threads`; None: the caller's setting).
     """
     import torch
 
@@ -97,14 +104,15 @@ def transfer_structured(g: np.ndarray, r_wire: float, r_driver: float, device: s
     w = 1.0 / r_wire
     w_end = 1.0 / (r_wire + r_tia_in)
     g_driver = None if r_driver == 0 else 1.0 / r_driver
-    y = torch.zeros((cols, rows), dtype=torch.float64, device=torch.device(device or "cpu"))
-    previous = None
-    for i, s_inv, u in _schur_inverses(g, w, g_driver, device, w_end):
-        if previous is not None:
-            y[:, :i] = torch.mm(previous, y[:, :i]).mul_(w)
-        y[:, i] = u
-        previous = s_inv
-    return (torch.mm(previous, y).mul_(w_end)).T.cpu().numpy()
+    with torch_threads(threads):
+        y = torch.zeros((cols, rows), dtype=torch.float64, device=torch.device(device or "cpu"))
+        previous = None
+        for i, s_inv, u in _schur_inverses(g, w, g_driver, device, w_end):
+            if previous is not None:
+                y[:, :i] = torch.mm(previous, y[:, :i]).mul_(w)
+            y[:, i] = u
+            previous = s_inv
+        return (torch.mm(previous, y).mul_(w_end)).T.cpu().numpy()
 
 
 def transfer_no_wires(g: np.ndarray, r_driver: float) -> np.ndarray:
@@ -139,6 +147,7 @@ class StructuredFactor:
     w_end: float
     pivots: np.ndarray
     s_inv: torch.Tensor
+    threads: int | None = SWEEP_THREADS
 
     @property
     def first(self) -> int:
@@ -157,11 +166,14 @@ class StructuredFactor:
             z[j] = (z[j] + w * z[j + 1]) / f[:, j]
         return np.moveaxis(z, 0, -1)
 
-    @single_thread()
     def solve(self, rx: np.ndarray, ry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Node voltages (B, R, C) (V) for currents injected at the row nodes
         `rx` and column nodes `ry` (B, R, C) (A); pinned row nodes get 0 V
-        and ignore their injection."""
+        and ignore their injection. torch runs on `threads` intra-op threads meanwhile."""
+        with torch_threads(self.threads):
+            return self._solve(rx, ry)
+
+    def _solve(self, rx: np.ndarray, ry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
         first, g, w = self.first, self.g, self.w
@@ -185,11 +197,18 @@ class StructuredFactor:
         return dx, np.ascontiguousarray(dy)
 
 
-@single_thread()
-def factor_structured(g: np.ndarray, r_wire: float, r_driver: float, r_tia_in: float = 0.0) -> StructuredFactor:
+def factor_structured(g: np.ndarray, r_wire: float, r_driver: float, r_tia_in: float = 0.0,
+                      threads: int | None = SWEEP_THREADS) -> StructuredFactor:
     """Factor the linear network of cell conductances g (R, C) (S) for
     `StructuredFactor.solve` (r_wire > 0; TIA input resistance r_tia_in, ohm).
-    Keeps R C x C blocks (8 R C^2 bytes)."""
+    Keeps R C x C blocks (8 R C^2 bytes); torch runs on `threads` intra-op
+    threads while it factors and solves (`torch_threads`)."""
+    with torch_threads(threads):
+        return _factor_structured(g, r_wire, r_driver, r_tia_in, threads)
+
+
+def _factor_structured(g: np.ndarray, r_wire: float, r_driver: float, r_tia_in: float,
+                       threads: int | None) -> StructuredFactor:
     import torch
 
     rows, cols = g.shape
@@ -208,4 +227,4 @@ def factor_structured(g: np.ndarray, r_wire: float, r_driver: float, r_tia_in: f
     s_inv = torch.empty((rows, cols, cols), dtype=torch.float64)
     for i, block, _ in _schur_inverses(g, w, g_driver, w_end=w_end):
         s_inv[i] = block
-    return StructuredFactor(g=g, w=w, g_driver=g_driver, w_end=w_end, pivots=pivots, s_inv=s_inv)
+    return StructuredFactor(g=g, w=w, g_driver=g_driver, w_end=w_end, pivots=pivots, s_inv=s_inv, threads=threads)

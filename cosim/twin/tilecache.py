@@ -62,6 +62,7 @@ from cosim.engines import solve
 from cosim.fast.apply import sign_split_product, split_polarities
 from cosim.fast.calibration import Calibration
 from cosim.fast.prepared import FastTile, LinearTile
+from cosim.fast.structured import SWEEP_THREADS, torch_threads
 from cosim.mapping.pairs import (
     MappedMatrix,
     currents_to_outputs,
@@ -212,14 +213,11 @@ class TileCache:
         threads, torch on one thread each (the block sweep's C x C work
         releases the GIL: 1.9x on 2 cores, against 1.5x for a forkserver
         process pool that pays its start-up and pickling; fork deadlocks on
-        BLAS threads here)."""
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # before the workers start: fast.single_thread then leaves it alone
-        try:
+        BLAS threads here). torch's process-wide thread count is SWEEP_THREADS
+        while the pool runs (`fast.torch_threads`) and the caller's after."""
+        with torch_threads(SWEEP_THREADS):  # set once, before the workers start; each sweep then leaves it
             with ThreadPoolExecutor(self.options.workers) as pool:
                 return list(pool.map(lambda spec: _prepare_tile(spec, self.calibration, self.nonlinear), specs))
-        finally:
-            torch.set_num_threads(threads)
 
     def _solver(self, spec: TileSpec, engine: str) -> TileSolver:
         """How `spec` is solved on `engine` ('ideal', 'spice' or 'fast': prepared now)."""
@@ -445,7 +443,7 @@ def _prepare_tile(spec: TileSpec, calibration: Calibration | str | None,
                   nonlinear: str) -> tuple[TileSolver, float]:
     """(solver, preparation s) of one fast tile (`fast.prepare`); runs on a worker thread."""
     start = time.perf_counter()
-    solver = _solver_of(fast.prepare(spec, calibration=calibration, nonlinear=nonlinear))
+    solver = _solver_of(fast.prepare(spec, calibration=calibration, nonlinear=nonlinear, threads=None))
     return solver, time.perf_counter() - start
 
 
