@@ -286,3 +286,39 @@ def test_spice_timeout_limits_each_ngspice_run_of_simulate(slow_inputs, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "ran past its 0.5 s limit" in err[0], err
     assert not (tmp_path / "out.h5").exists()
+
+
+def test_a_simulator_stopped_by_the_file_size_limit_says_so_in_one_line(tmp_path):
+    """ngspice killed by SIGXFSZ (a file-size limit: subprocess gives the child
+    the default action) is named as that, not as a bare crash."""
+    import resource
+    import sys
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # cosim's own writes get EFBIG; ngspice's get the signal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+
+    out = tmp_path / "cal.json"
+    child = subprocess.run([sys.executable, "-m", "cosim", "calibrate", "--devices", "3", "--out", str(out)],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300, preexec_fn=limit,
+                           env=dict(os.environ, TMPDIR=str(tmp_path)))
+    lines = child.stderr.strip().splitlines()
+    assert child.returncode == 2 and len(lines) == 1, child.stderr
+    assert "file-size limit (SIGXFSZ)" in lines[0] and "ulimit -f" in lines[0], lines[0]
+    assert not out.exists()
+
+
+def test_a_run_that_fails_before_its_first_tile_leaves_no_partial_directory(tmp_path):
+    """A checkpoint directory with no finished tile is removed when the run
+    ends: nothing to resume, so nothing is left beside --out."""
+    layer = tmp_path / "lin.pt"
+    torch.save(torch.nn.Linear(4, 3), layer)
+    out = tmp_path / "run.h5"
+    env = dict(os.environ, COSIM_NGSPICE=str(tmp_path / "no-such-ngspice"))
+    import sys
+
+    child = subprocess.run([sys.executable, "-m", "cosim", "simulate", str(layer), "--engine", "spice", "--batch", "2",
+                            "--quiet", "--out", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                           env=env)
+    assert child.returncode == 2 and "COSIM_NGSPICE" in child.stderr, child.stderr
+    assert not out.exists() and not Path(f"{out}.partial").exists() and not Path(f"{out}.lock").exists()

@@ -205,8 +205,18 @@ class Checkpoint:
             self.release()
 
     def release(self) -> None:
-        """Let go of the output's lock, keeping the checkpoints (idempotent)."""
-        self.lock.release()
+        """Let go of the output's lock, keeping the checkpoints (idempotent); a
+        checkpoint directory without one finished tile (a run refused or
+        stopped before its first tile) is removed first: it holds nothing to resume."""
+        try:
+            directory = self.directory
+            if directory.is_dir() and not directory.is_symlink() and is_owned(directory) \
+                    and all(entry.name == MARKER for entry in directory.iterdir()):
+                shutil.rmtree(directory, ignore_errors=True)
+        except OSError:
+            pass
+        finally:
+            self.lock.release()
 
 
 def check_layout(arrays: dict[str, np.ndarray], expect: Layout) -> str | None:

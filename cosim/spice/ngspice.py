@@ -12,6 +12,7 @@ import functools
 import os
 import re
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,7 +192,7 @@ def _attempt(exe: str, text: str, run_dir: Path, timeout_s: float, expect_plots:
         raise SpiceError(f"ngspice rejected the netlist: {fatal[0]} (run directory {run_dir})",
                          netlist=text, log=log, run_dir=run_dir)
     if code < 0:
-        raise SpiceError(f"ngspice crashed (signal {-code}) (run directory {run_dir})",
+        raise SpiceError(f"ngspice {simulator_death(-code)} (run directory {run_dir})",
                          netlist=text, log=log, run_dir=run_dir)
     if not convergence_hits and raw.is_file():
         plots = read_raw(raw)
@@ -204,3 +205,11 @@ def _attempt(exe: str, text: str, run_dir: Path, timeout_s: float, expect_plots:
         raise SpiceError(f"ngspice wrote no results (exit code {code}) (run directory {run_dir})",
                          netlist=text, log=log, run_dir=run_dir)
     return None, convergence_hits
+
+
+def simulator_death(signum: int) -> str:
+    """How a simulator killed by signal `signum` ended, in words."""
+    if signum == signal.SIGXFSZ:
+        return ("was stopped by the file-size limit (SIGXFSZ) while writing its results; "
+                "raise `ulimit -f` or free space")
+    return f"crashed (signal {signum})"

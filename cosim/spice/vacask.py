@@ -31,7 +31,7 @@ from cosim.core.config import TranSpec
 from cosim.core.errors import SpiceConvergenceError, SpiceError, SpiceTimeout, VacaskNotInstalled
 from cosim.core.resources import resource_path
 from cosim.core.tile import TileSpec
-from cosim.spice.ngspice import SpiceRun
+from cosim.spice.ngspice import SpiceRun, simulator_death
 from cosim.spice.osdi import compile_va
 from cosim.spice.process import TIMED_OUT, check_timeout, discard_run_dir, make_run_dir, run_process, scan_log
 from cosim.spice.rawfile import Plot, read_raw
@@ -173,7 +173,7 @@ def _run_in(tools: VacaskTools, netlist: str, analyses: list[str], run_dir: Path
         raise SpiceTimeout(f"VACASK ran past its {timeout_s:g} s limit and was killed {where}; "
                            "use a smaller tile or raise the timeout", netlist=netlist, log=log, run_dir=run_dir)
     if code < 0:
-        raise SpiceError(f"VACASK crashed (signal {-code}) {where}", netlist=netlist, log=log, run_dir=run_dir)
+        raise SpiceError(f"VACASK {simulator_death(-code)} {where}", netlist=netlist, log=log, run_dir=run_dir)
     missing = [name for name in analyses if not (run_dir / f"{name}.raw").is_file()]
     if code != 0 or missing:
         convergence = scan_log(log, _CONVERGENCE_PATTERNS, _BANNER_PATTERNS)
