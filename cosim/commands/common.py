@@ -11,7 +11,7 @@ import numpy as np
 
 from cosim.commands import argtypes
 from cosim.core.config import AdcSpec, DacSpec, NmosAccess, TiaSpec
-from cosim.core.errors import InputError
+from cosim.core.errors import InputError, first_line
 from cosim.core.tile import TileSpec
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def load_npy(path: str, what: str) -> np.ndarray:
     try:
         array = np.load(p, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        reason = str(exc).strip().splitlines()[0][:100] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc, 100)
         raise InputError(f"{what} file {p} is not a numeric .npy array ({reason}); "
                          "save it with numpy.save") from None
     if not isinstance(array, np.ndarray):  # np.load of an .npz archive
@@ -137,7 +137,7 @@ def load_tensor(path: str, what: str):
     saying what is wrong with the file."""
     import torch
 
-    from cosim.nets.loading import first_line, is_torchscript
+    from cosim.nets.loading import is_torchscript, load_error_line
 
     p = Path(path)
     if not p.is_file():
@@ -152,7 +152,7 @@ def load_tensor(path: str, what: str):
             warnings.simplefilter("ignore")
             value = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise InputError(f"{what} file {p} is not a torch.save'd tensor ({first_line(exc, 100)}); "
+        raise InputError(f"{what} file {p} is not a torch.save'd tensor ({load_error_line(exc, 100)}); "
                          "torch.save a tensor, batch first") from None
     if not isinstance(value, torch.Tensor):
         raise InputError(f"{what} file {p} must hold one tensor, batch first")

@@ -20,7 +20,7 @@ from cosim.commands.common import (
     load_tensor,
     preset_from_args,
 )
-from cosim.core.errors import InputError
+from cosim.core.errors import InputError, first_line
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -234,7 +234,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         ideal = _batched(model, x, args.batch_size)
     except RuntimeError as exc:
         raise InputError(f"inputs of shape {tuple(x.shape[1:])} do not fit {args.model}: "
-                         f"{str(exc).splitlines()[0]}; give --input-shape") from None
+                         f"{first_line(exc)}; give --input-shape") from None
     float_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     if args.workers is not None and args.workers < 1:

@@ -152,7 +152,7 @@ def _simulate(args: argparse.Namespace, held: list) -> int:
     import torch
 
     from cosim.commands.nonideal_options import from_arguments as nonideal_from_arguments
-    from cosim.nets.loading import first_line, load_layer
+    from cosim.nets.loading import load_error_line, load_layer
     from cosim.results.provenance import versions
     from cosim.results.store import atomic_h5, check_output_path, write_run
     from cosim.run.checkpoint import Checkpoint
@@ -177,7 +177,7 @@ def _simulate(args: argparse.Namespace, held: list) -> int:
             ideal = module(x.float())
         except (RuntimeError, ValueError, IndexError) as exc:
             raise InputError(f"the input of shape {tuple(x.shape)} does not fit {args.layer}: "
-                             f"{first_line(exc)}") from None
+                             f"{load_error_line(exc)}") from None
     ideal = ideal[0] if isinstance(ideal, tuple) else ideal
     if not torch.isfinite(ideal).all():
         raise InputError(f"float PyTorch's output of {args.layer} overflows float32 (inf or NaN) for this "

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cosim.core.errors import InputError
+from cosim.core.errors import InputError, first_line
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         h5 = h5py.File(path, "r")
     except OSError as exc:
-        raise InputError(f"{path} is not a readable HDF5 file ({str(exc).splitlines()[0][:120]}); give an "
+        raise InputError(f"{path} is not a readable HDF5 file ({first_line(exc, 120)}); give an "
                          "HDF5 file from cosim tile --transient or cosim simulate") from None
     # Every group, dataset and attribute is checked as it is read (cosim.results.waveforms, cosim.results.h5check).
     with h5:

@@ -6,6 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def first_line(exc: BaseException, limit: int | None = None, fallback: str | None = None) -> str:
+    """The first line of `exc`'s message (stripped), cut at `limit` characters;
+    `fallback` (default: the exception's type name) when the message is empty.
+    For one-line errors that quote what a library said."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__ if fallback is None else fallback
+    return lines[0][:limit] if limit is not None else lines[0]
+
+
 class CosimError(Exception):
     """Base of every error cosim raises on purpose; its message is one line."""
 

@@ -91,8 +91,9 @@ def is_torchscript(path: Path | str) -> bool:
     return False
 
 
-def first_line(exc: BaseException, limit: int = 120) -> str:
-    """The first line of an exception's message (its type when the message is empty), shortened."""
+def load_error_line(exc: BaseException, limit: int = 120) -> str:
+    """The first line of a torch.load error (its type when the message is empty), shortened; torch's
+    advice to drop weights_only is replaced by what it refused."""
     message = str(exc)
     if message.startswith("Weights only load failed"):  # skip torch's advice to drop weights_only
         if "WeightsUnpickler error:" in message:
@@ -129,7 +130,7 @@ def _load_pickled(path: Path) -> object:
         if head != b"PK" and head[:1] != b"\x80":  # neither torch.save's zip nor its legacy pickle
             raise InputError(f"{path} is not a torch.save file (it starts with {head!r}, neither a zip "
                              "archive nor a pickle); save the layer with torch.save(layer, path)") from None
-        raise InputError(f"{path} is not a torch.save'd module ({first_line(exc)}); "
+        raise InputError(f"{path} is not a torch.save'd module ({load_error_line(exc)}); "
                          f"save one of: {SUPPORTED_NAMES}") from None
 
 

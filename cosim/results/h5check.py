@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from cosim.core.config import json_kind, shown
-from cosim.core.errors import InputError
+from cosim.core.errors import InputError, first_line
 
 #: What every message ends with: how to get a file cosim can read.
 FIX = "the file was edited or damaged, or is not from cosim; write it again with cosim"
@@ -46,11 +46,6 @@ def problem(obj: h5py.HLObject, what: str, fix: str = FIX) -> InputError:
     return InputError(f"{where(obj)}: {what}; {fix}")
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:120] if lines else type(exc).__name__
-
-
 def has(parent: h5py.Group, key: str) -> bool:
     """Whether `parent` has a member `key` (of any kind, links not followed)."""
     try:
@@ -66,7 +61,7 @@ def member(parent: h5py.Group, key: str, kind: str = "group", required: bool = T
     try:
         link = parent.get(key, getlink=True)
     except (KeyError, OSError, RuntimeError, ValueError, TypeError) as exc:
-        raise problem(parent, f"cannot read member {key!r} ({_first_line(exc)})", fix) from None
+        raise problem(parent, f"cannot read member {key!r} ({first_line(exc, 120)})", fix) from None
     if link is None:
         if required:
             raise problem(parent, f"has no {kind} {key!r}", fix)
@@ -78,7 +73,7 @@ def member(parent: h5py.Group, key: str, kind: str = "group", required: bool = T
     try:
         obj = parent[key]
     except (KeyError, OSError, RuntimeError, ValueError) as exc:
-        raise problem(parent, f"cannot open {key!r} ({_first_line(exc)})", fix) from None
+        raise problem(parent, f"cannot open {key!r} ({first_line(exc, 120)})", fix) from None
     wanted = h5py.Group if kind == "group" else h5py.Dataset
     if not isinstance(obj, wanted):
         other = "group" if isinstance(obj, h5py.Group) else "dataset"
@@ -108,7 +103,7 @@ def names(parent: h5py.Group, fix: str = FIX) -> list[str]:
     try:
         found = [str(k) for k in parent]
     except (KeyError, OSError, RuntimeError, ValueError) as exc:
-        raise problem(parent, f"cannot list its members ({_first_line(exc)})", fix) from None
+        raise problem(parent, f"cannot list its members ({first_line(exc, 120)})", fix) from None
     for name in found:
         if not _utf8(name):
             raise problem(parent, f"has a member whose name is not UTF-8 text ({name.encode('utf-8', 'replace')!r})",
@@ -145,7 +140,7 @@ def array(parent: h5py.Group, key: str, *, kinds: str = "f", shape: tuple[int | 
     try:
         data = ds[()]
     except (OSError, RuntimeError, ValueError, TypeError) as exc:
-        raise problem(parent, f"{label} cannot be read ({_first_line(exc)})", fix) from None
+        raise problem(parent, f"{label} cannot be read ({first_line(exc, 120)})", fix) from None
     if kind == "U":
         return data
     data = np.asarray(data)
@@ -167,7 +162,7 @@ def _attr(obj: h5py.HLObject, key: str, fix: str) -> Any:
     except KeyError:
         return None
     except (OSError, RuntimeError, ValueError, TypeError) as exc:
-        raise problem(obj, f"attribute {key!r} cannot be read ({_first_line(exc)})", fix) from None
+        raise problem(obj, f"attribute {key!r} cannot be read ({first_line(exc, 120)})", fix) from None
 
 
 def text(obj: h5py.HLObject, key: str, *, required: bool = True, default: str | None = None,

@@ -41,7 +41,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from cosim.core.errors import CosimError, InputError
+from cosim.core.errors import CosimError, InputError, first_line
 from cosim.results import h5check
 from cosim.results.html import CSS, _cell, esc, figure_png, fmt, img, none_line, section, table
 from cosim.results.run_reader import RUN_FIX, TileInfo, open_run, read_tiles, run_config, run_numbers, tile_spec
@@ -485,7 +485,7 @@ def write_report(run: Path | str, out: Path | str) -> int:
         except (OSError, RuntimeError) as exc:
             if getattr(exc, "errno", None):  # an OS error of this machine, not of the file
                 raise
-            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+            detail = first_line(exc, 120)
             raise InputError(f"{run}: HDF5 cannot read part of it ({detail}); the file is damaged or "
                              f"truncated: {RUN_FIX}") from None
     atomic_write_text(out, page)

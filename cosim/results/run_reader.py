@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 
 from cosim.core.config import json_kind
-from cosim.core.errors import InputError
+from cosim.core.errors import InputError, first_line
 from cosim.results import h5check
 from cosim.results.tile_specs import read_tile_spec
 
@@ -29,7 +29,7 @@ def open_run(path: Path | str) -> h5py.File:
     try:
         h5 = h5py.File(p, "r")
     except OSError as exc:
-        detail = (str(exc).strip().splitlines() or [""])[0].replace("Unable to synchronously open file ", "")[:100]
+        detail = first_line(exc, fallback="").replace("Unable to synchronously open file ", "")[:100]
         raise InputError(f"{p} is not an HDF5 file {detail}; give a RUN.h5 written by cosim simulate") from None
     try:
         missing = [key for key in ("inputs", "outputs", "ideal", "tiles") if not h5check.has(h5, key)]

@@ -23,7 +23,7 @@ from cosim.core.config import (
     json_kind,
     to_dict,
 )
-from cosim.core.errors import InputError
+from cosim.core.errors import InputError, first_line
 from cosim.core.tile import TileSpec
 from cosim.mapping.pairs import interleave
 from cosim.results import h5check
@@ -114,7 +114,7 @@ def spec_from_config(config: str | dict, conductance: np.ndarray, where: str = "
         try:
             config = json.loads(config)
         except (ValueError, RecursionError) as exc:
-            raise InputError(f"{where} is not JSON ({str(exc).splitlines()[0][:80]}); {h5check.FIX}") from None
+            raise InputError(f"{where} is not JSON ({first_line(exc, 80)}); {h5check.FIX}") from None
     if not isinstance(config, dict):
         raise InputError(f"{where} must be a JSON object {{...}}, got {json_kind(config)}; {h5check.FIX}")
     check_tile_config(config, where)

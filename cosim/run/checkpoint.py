@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from cosim.core.atomic import MARKER, is_owned, mark_owned, write_error
-from cosim.core.errors import InputError
+from cosim.core.errors import InputError, first_line
 
 #: What the caller expects of a checkpoint's arrays: name -> (shape or None, numpy dtype kinds).
 Layout = dict[str, tuple[tuple[int, ...] | None, str]]
@@ -172,7 +172,7 @@ class Checkpoint:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in data.files}
         except Exception as exc:  # BadZipFile, ValueError, OSError, EOFError, KeyError, zlib.error, ...
-            detail = (str(exc).splitlines() or [""])[0][:80]
+            detail = first_line(exc, 80, fallback="")
             return self._discard(path, f"unreadable ({type(exc).__name__}: {detail})")
         problem = check_layout(arrays, expect) if expect is not None else None
         if problem:

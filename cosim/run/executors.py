@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from tqdm import tqdm
 
-from cosim.core.errors import CosimError, InputError
+from cosim.core.errors import CosimError, InputError, first_line
 from cosim.spice.process import (
     cancel_when,
     remove_run_dirs,
@@ -238,7 +238,7 @@ def _run_dask(fn: Callable[[T], R], tasks: list[T], on_result: Callable[[T, R], 
     try:
         client = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as exc:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        reason = first_line(exc)
         raise CosimError(f"cannot reach the Dask scheduler at {scheduler} ({reason}); start one with "
                          "`dask scheduler` and `dask worker ADDR`, or use --executor local") from None
     futures = []
