@@ -52,21 +52,16 @@ def _signals_raise() -> Iterator[None]:
     """While `main` runs, SIGTERM raises Terminated and SIGINT KeyboardInterrupt
     (a SIGINT that was ignored when cosim started stays ignored); restored
     after, for callers in-process."""
-    from cosim.spice.process import clear_stop
+    from cosim.spice.process import clear_stop, signal_handlers
 
     clear_stop()
-    previous = {}
+    handlers = {signal.SIGTERM: _on_signal}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        handlers[signal.SIGINT] = _on_signal
     try:
-        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _on_signal)
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            previous[signal.SIGINT] = signal.signal(signal.SIGINT, _on_signal)
-    except ValueError:  # not the main thread: leave signals alone
-        pass
-    try:
-        yield
+        with signal_handlers(handlers):  # outside the main thread: signals left alone
+            yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
         clear_stop()
 
 

@@ -152,6 +152,24 @@ def cancel_when(check: Callable[[], bool] | None) -> Iterator[None]:
 
 
 @contextmanager
+def signal_handlers(handlers: dict[int, Callable[[int, object], None]]) -> Iterator[None]:
+    """Install `handlers` (signal number -> handler) for the block and restore
+    the previous ones after it; outside the main thread, where Python cannot
+    set handlers, nothing is installed."""
+    previous: dict[int, object] = {}
+    try:
+        for signum, handler in handlers.items():
+            previous[signum] = signal.signal(signum, handler)
+    except (ValueError, OSError):
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextmanager
 def signals_deferred() -> Iterator[None]:
     """Hold SIGINT and SIGTERM while cleanup runs (a second Ctrl-C must not
     cut a kill or an rmtree short); a signal that came in is re-raised after."""
@@ -159,20 +177,11 @@ def signals_deferred() -> Iterator[None]:
         yield  # Python runs signal handlers in the main thread only
         return
     caught: list[int] = []
-    signums = (signal.SIGINT, signal.SIGTERM)
-    try:
-        previous = {signum: signal.signal(signum, lambda signum, frame: caught.append(signum))
-                    for signum in signums}
-    except (ValueError, OSError):
+    hold = lambda signum, frame: caught.append(signum)  # noqa: E731
+    with signal_handlers({signal.SIGINT: hold, signal.SIGTERM: hold}):
         yield
-        return
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        if caught:
-            signal.raise_signal(caught[0])
+    if caught:
+        signal.raise_signal(caught[0])
 
 
 def kill_group(pid: int) -> None:
