@@ -156,10 +156,13 @@ def array(parent: h5py.Group, key: str, *, kinds: str = "f", shape: tuple[int | 
     return data
 
 
-def _attr(obj: h5py.HLObject, key: str, fix: str) -> Any:
+def _attr(obj: h5py.HLObject, key: str, fix: str, required: bool) -> Any:
+    """Attribute `key` of `obj` as stored, or None when it is missing and not `required`."""
     try:
         return obj.attrs[key]
     except KeyError:
+        if required:
+            raise problem(obj, f"has no attribute {key!r}", fix) from None
         return None
     except (OSError, RuntimeError, ValueError, TypeError) as exc:
         raise problem(obj, f"attribute {key!r} cannot be read ({first_line(exc, 120)})", fix) from None
@@ -168,10 +171,8 @@ def _attr(obj: h5py.HLObject, key: str, fix: str) -> Any:
 def text(obj: h5py.HLObject, key: str, *, required: bool = True, default: str | None = None,
          choices: tuple[str, ...] = (), fix: str = FIX) -> str | None:
     """A text attribute (str, or UTF-8 bytes); `choices` is its allowlist."""
-    value = _attr(obj, key, fix)
+    value = _attr(obj, key, fix, required)
     if value is None:
-        if required:
-            raise problem(obj, f"has no attribute {key!r}", fix)
         return default
     if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "SUO":
         value = value[()]
@@ -224,10 +225,8 @@ def number(obj: h5py.HLObject, key: str, *, required: bool = True, default: floa
            integer: bool = False, low: float | None = None, finite: bool = True, fix: str = FIX) -> Any:
     """A numeric scalar attribute (an int if `integer`), >= `low`, finite
     unless `finite` is False (a relative error may be inf)."""
-    value = _attr(obj, key, fix)
+    value = _attr(obj, key, fix, required)
     if value is None:
-        if required:
-            raise problem(obj, f"has no attribute {key!r}", fix)
         return default
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value[()]
