@@ -140,3 +140,15 @@ def test_the_checker_sees_function_level_and_type_checking_imports(tmp_path):
     path.write_text(source)
     known = {"cosim.core.tile", "cosim.fast.prepared", "cosim.spice.ngspice", "cosim.core"}
     assert imports_of("cosim.results.probe", path, known) == known - {"cosim.core"}
+
+
+def test_the_command_line_parser_loads_without_torch_or_scipy():
+    """`cosim --help` / `--version` build every subcommand's parser: those modules keep
+    torch, scipy and the solvers to function-level imports (start-up stays ~0.1 s)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, cosim.cli; cosim.cli.build_parser(); "
+             "print(sorted(m for m in ('torch', 'scipy', 'h5py', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -13,7 +13,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cosim.analysis.transient import TileTransient
 from cosim.commands import argtypes
 from cosim.commands.common import (
     add_hardware_options,
@@ -25,11 +24,11 @@ from cosim.commands.common import (
 )
 from cosim.commands.transient_read import add_transient_settings, check_transient_settings
 from cosim.core.errors import InputError
-from cosim.run.plan import layer_tile_names
 
 if TYPE_CHECKING:
     import torch
 
+    from cosim.analysis.transient import TileTransient
     from cosim.core.config import TranSpec
     from cosim.run.simulation import Simulation
 
@@ -156,6 +155,7 @@ def _simulate(args: argparse.Namespace, held: list) -> int:
     from cosim.results.provenance import versions
     from cosim.results.store import atomic_h5, check_output_path, write_run
     from cosim.run.checkpoint import Checkpoint
+    from cosim.run.plan import layer_tile_names
     from cosim.run.records import absolute_error, relative_error
     from cosim.run.simulation import SimOptions, Simulation
 

@@ -17,12 +17,15 @@ import json
 import shlex
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cosim.core.config import PRESET_NAMES, Preset, load_preset
 from cosim.core.errors import InputError
-from cosim.fast.calibration import Calibration
+
+if TYPE_CHECKING:
+    from cosim.fast.calibration import Calibration
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
