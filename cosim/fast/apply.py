@@ -34,15 +34,21 @@ def split_polarities(v: ArrayLike) -> tuple[ArrayLike, ArrayLike]:
 
 
 def sign_split_product(v: ArrayLike, transfer: ArrayLike, transfer_neg: ArrayLike | None,
-                       product: Callable[[ArrayLike, ArrayLike], ArrayLike] = matmul) -> ArrayLike:
+                       product: Callable[[ArrayLike, ArrayLike], ArrayLike] = matmul,
+                       out: np.ndarray | None = None) -> ArrayLike:
     """v @ T, or max(v, 0) @ T + min(v, 0) @ T_neg when `transfer_neg` is
     given (calibrated reads: each polarity sees its own access resistance);
-    `product` multiplies (default the @ operator)."""
-    if transfer_neg is None:
-        return product(v, transfer)
-    positive, negative = split_polarities(v)
-    result = product(positive, transfer)
-    result += product(negative, transfer_neg)
+    `product` multiplies (default the @ operator). With `out` (numpy), the
+    result is written there without a temporary of its size."""
+    first = v
+    if transfer_neg is not None:
+        first, negative = split_polarities(v)
+    if out is None:
+        result = product(first, transfer)
+    else:
+        result = np.matmul(first, transfer, out=out)
+    if transfer_neg is not None:
+        result += product(negative, transfer_neg)
     return result
 
 
@@ -85,7 +91,7 @@ def apply_transfer(v: np.ndarray, transfer: np.ndarray, backend: str = "numpy", 
     if backend == "numpy":
         for start in range(0, v.shape[0], chunk):
             part, target = v[start:start + chunk], out[start:start + chunk]
-            target[...] = sign_split_product(part, transfer, transfer_neg)
+            sign_split_product(part, transfer, transfer_neg, out=target)
         return out
     import torch
 
