@@ -15,8 +15,12 @@ DEMO   := demo-run
 demo: setup
 	$(BIN)/cosim example mlp-digits --out-dir $(DEMO)
 	$(BIN)/cosim simulate $(DEMO)/mlp_digits.pt --tile 128 --input $(DEMO)/digits_x.pt \
-	    --preset seed001_mlp --out $(DEMO)/mlp_digits.run.h5
+	    --out $(DEMO)/mlp_digits.run.h5
 	$(BIN)/cosim report $(DEMO)/mlp_digits.run.h5 -o $(DEMO)/mlp_digits.report.html
+	$(BIN)/cosim simulate $(DEMO)/mlp_digits.pt --tile 128 --input $(DEMO)/digits_x.pt \
+	    --preset seed000_vteam --out $(DEMO)/mlp_digits.seed000.run.h5
+	@echo "seed000_vteam loses the signal: its 50 ohm to 1 kohm devices draw so much current that a 128-row tile's \
+	1 ohm wires and 10 ohm drivers drop most of the read voltage before it reaches them (README, Choosing hardware)."
 	$(BIN)/cosim example conv --out-dir $(DEMO)
 	$(BIN)/cosim simulate $(DEMO)/conv.pt --tile 128 --batch 1 --input-size 6,6 \
 	    --out $(DEMO)/conv.run.h5

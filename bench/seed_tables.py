@@ -5,7 +5,10 @@ seed 001's calibration + in-situ training (columns none, calibration,
 in-situ, calibration + in-situ; `--methods off,both` for the two main ones).
 
     python bench/seed_tables.py [--draws 5] [--insitu-epochs 10] [--methods off,cal,insitu,both]
-                                [--only NAME ...] [--out bench/results/seed_tables]
+                                [--only NAME ...] [--out bench/results/seed_tables] [--dask sigma|none]
+
+First times one table's grid (--dask, default sigma) in this process and on
+a 2-worker Dask LocalCluster (`--executor dask`), and checks the rows are identical.
 
 Writes NAME.md/.csv/.png per table and prints the markdown. Every random
 point (stuck-at, variability, defects) is averaged over --draws arrays (seed
@@ -25,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from cosim.commands.sweep import SweepSetup, parse_grid, run_sweep, split, write_outputs
+from cosim.results.sweep_outputs import write_outputs
+from cosim.twin.sweep import SweepSetup, parse_grid, run_sweep, split
 from cosim.core.config import load_preset
 from cosim.core.seeds import EXAMPLE_SEED
 from cosim.nets.examples import digits_data, make_mlp_digits
@@ -50,6 +54,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=list(TABLES), default=list(TABLES))
     parser.add_argument("--out", default="bench/results/seed_tables")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--dask", default="sigma", metavar="NAME",
+                        help="table timed in-process against a 2-worker Dask LocalCluster (default sigma; "
+                             "'none' skips it)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, float_accuracy = make_mlp_digits()
@@ -57,6 +64,8 @@ def main() -> None:
     print(f"digits MLP float test accuracy {100 * float_accuracy:.2f} %")
     setup = SweepSetup(engine="fast", access="none", draws=args.draws, insitu_epochs=args.insitu_epochs)
     preset = load_preset("seed001_mlp")
+    if args.dask != "none":
+        dask_timing(model, preset, setup, train, test, TABLES[args.dask][1], args.methods)
     for name in args.only:
         title, params = TABLES[name]
         start = time.perf_counter()
@@ -65,6 +74,34 @@ def main() -> None:
                       f"in-situ {args.insitu_epochs} epochs)")
         print(f"\n### {title}  [{time.perf_counter() - start:.0f} s]\n")
         print((Path(args.out) / f"{name}.md").read_text().split("\n", 2)[2])
+
+
+def dask_timing(model, preset, setup, train, test, params: list[str], methods: str) -> None:
+    """One table's grid in this process and on a 2-worker LocalCluster (2 processes,
+    1 thread each): wall times, their ratio, and whether the rows are identical."""
+    import os
+
+    from distributed import LocalCluster
+
+    grid = parse_grid([*params, f"insitu={methods}"])
+    print(f"load average {os.getloadavg()[0]:.2f} before the Dask timing")
+    start = time.perf_counter()
+    local = run_sweep(model, grid, preset, setup, train, test)
+    local_s = time.perf_counter() - start
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        start = time.perf_counter()
+        remote = run_sweep(model, grid, preset, setup, train, test, executor="dask",
+                           scheduler=cluster.scheduler_address)
+        dask_s = time.perf_counter() - start
+
+    def results(rows: list[dict]) -> str:
+        return repr([{k: v for k, v in r.items() if k != "seconds"} for r in rows])
+
+    same = results(local) == results(remote)
+    print(f"\n| grid | points x draws | local s | 2-worker LocalCluster s | speed-up | identical rows |\n"
+          f"|---|---|---|---|---|---|\n| {' '.join(params)} | {sum(r['draws'] for r in local)} | {local_s:.1f} | "
+          f"{dask_s:.1f} | {local_s / dask_s:.2f}x | {same} |")
+    print(f"load average {os.getloadavg()[0]:.2f} after")
 
 
 if __name__ == "__main__":

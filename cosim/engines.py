@@ -5,7 +5,9 @@
 - 'spice': the tile's netlist run in a SPICE engine (`.op` with frozen
   states, or `.tran` with live VTEAM states): `spice='ngspice'` (default,
   behavioral VTEAM) or `spice='vacask'` (the optional VACASK engine running
-  the Verilog-A VTEAM; `pip install 'cosim[vacask]'`).
+  the Verilog-A VTEAM; `pip install 'cosim[vacask]'`) or `spice='ngspice-shared'`
+  (libngspice in a long-lived worker process, `cosim.spice.ngspice_shared`).
+  Every SPICE run is preceded by the circuit check of `cosim.spice.graphcheck`.
 - 'fast': the IR-drop-exact nodal solver of cosim.fast (transfer matrices).
 """
 
@@ -67,9 +69,20 @@ def solve_spice(spec: TileSpec, voltages: np.ndarray, mode: str = "op", tran: Tr
     """
     v = spec.check_voltages(voltages)
     tran = tran or TranSpec()
+    if spice not in SPICE_ENGINES:
+        raise InputError(f"unknown SPICE engine {spice!r}; use one of {', '.join(SPICE_ENGINES)}")
+    from cosim.spice.graphcheck import check_tile
+
+    check_tile(spec, v, mode, tran)  # a floating node or a loop of sources: one line now, not "singular matrix"
     if spice == "ngspice":
         text = tile_netlist(spec, v, mode=mode, tran=tran, save_all=save_all)
         run = run_netlist(text, timeout_s=timeout_s, expect_plots=v.shape[0], keep_dir=keep_dir)
+    elif spice == "ngspice-shared":
+        from cosim.spice.ngspice_shared import run_netlist_shared
+
+        text = tile_netlist(spec, v, mode=mode, tran=tran, save_all=save_all)
+        run = run_netlist_shared(text, timeout_s=timeout_s, expect_plots=v.shape[0], keep_dir=keep_dir,
+                                 name=spec.netlist_name)
     elif spice == "vacask":
         from cosim.spice.vacask import run_tile
 

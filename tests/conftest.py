@@ -9,7 +9,7 @@ import pytest
 @pytest.fixture(scope="session")
 def digits_split():
     """((x_train, y_train), (x_test, y_test)): the fixed 80/20 split of make_mlp_digits."""
-    from cosim.commands.sweep import split
+    from cosim.twin.sweep import split
     from cosim.core.seeds import EXAMPLE_SEED
     from cosim.nets.examples import digits_data
 

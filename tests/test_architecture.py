@@ -29,8 +29,8 @@ MAY_IMPORT = {
     "cli": {"core", "spice", "fast", "engines", "analysis", "mapping", "nets", "run", "twin", "results",
             "commands", "package", "compat"},
     "__main__": {"cli"},
-    # cosim/__init__.py: the version, CosimError, TileSpec, and convert() on first use.
-    "package": {"core", "twin"},
+    # cosim/__init__.py: the version, CosimError, TileSpec, and convert() / to_pyspice() on first use.
+    "package": {"core", "twin", "spice"},
     # cosim/tile.py: the README's `from cosim.tile import TileSpec`.
     "compat": {"core"},
 }

@@ -120,3 +120,51 @@ def test_output_in_a_missing_directory_is_refused_before_running(tile_files):
     run = cosim("tile", "--conductance", str(path / "G.npy"), "--voltage", str(path / "V1.npy"),
                 "--out", str(path / "no" / "such" / "dir.h5"))
     assert run.returncode == 2 and "does not exist" in run.stderr and "Traceback" not in run.stderr
+
+
+def _tile_config(out: Path) -> dict:
+    import json
+
+    with h5py.File(out) as h5:
+        return json.loads(h5.attrs["config"])
+
+
+def test_tile_preset_sets_the_hardware_and_explicit_flags_override_it(tile_files):
+    """`cosim tile --preset`: device, wires, driver, access, TIA and converters from the preset
+    (seed001_mlp: 1..12 kohm, 1 ohm wires, 10 ohm drivers, 1T1R, 8-bit converters); the ADC full
+    scale calibrated on the batch; a flag given on the command line wins, even at its default value."""
+    import json
+
+    from cosim.core.config import load_preset
+    from cosim.core.resources import resource_path
+
+    path, g = tile_files
+    preset = load_preset("seed001_mlp")
+    files = ["--conductance", str(path / "G.npy"), "--voltage", str(path / "VB.npy")]
+    run = cosim("tile", *files, "--preset", "seed001_mlp", "--engine", "ideal", "--out", str(path / "p.h5"))
+    assert run.returncode == 0, run.stderr
+    config = _tile_config(path / "p.h5")
+    assert (config["r_wire"], config["r_driver"], config["access"]) == (preset.r_wire, preset.r_driver, preset.access)
+    assert config["device"]["r_off"] == preset.device.r_off == json.loads(
+        resource_path("presets", "seed001_mlp.json").read_text())["device"]["r_off"]
+    assert config["tia"]["rs"] == preset.tia.rs and config["dac"] == {**config["dac"], "bits": preset.dac_bits,
+                                                                     "vfs": preset.v_read}
+    v = np.clip(np.load(path / "VB.npy"), -preset.v_read, preset.v_read)
+    assert config["adc"]["bits"] == preset.adc_bits
+    ideal_vout = preset.tia.rs * np.abs(v @ g).max()
+    assert abs(config["adc"]["vfs"] - ideal_vout) <= 0.02 * ideal_vout  # DAC-quantised inputs
+    run = cosim("tile", *files, "--preset", "seed001_mlp", "--engine", "ideal", "--r-wire", "0", "--access", "none",
+                "--rs", "100", "--adc-vfs", "1", "--out", str(path / "o.h5"))
+    assert run.returncode == 0, run.stderr
+    config = _tile_config(path / "o.h5")
+    assert (config["r_wire"], config["access"], config["tia"]["rs"], config["adc"]["vfs"]) == (0.0, "none", 100.0, 1.0)
+    assert config["r_driver"] == preset.r_driver  # not given: the preset's
+    run = cosim("tile", *files, "--engine", "ideal", "--out", str(path / "n.h5"))  # no preset: the old defaults
+    config = _tile_config(path / "n.h5")
+    assert (config["r_wire"], config["access"], config["adc"]["bits"], config["dac"]["bits"]) == (0.0, "none", None, None)
+
+
+def test_tile_with_an_unknown_preset_is_one_line(tile_files):
+    path, _ = tile_files
+    run = cosim("tile", "--conductance", str(path / "G.npy"), "--voltage", str(path / "V1.npy"), "--preset", "nope")
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "neither a preset name" in run.stderr

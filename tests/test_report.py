@@ -78,7 +78,8 @@ def full_run(tmp_path_factory) -> Path:
     torch.manual_seed(1)
     torch.save(nn.Sequential(nn.Linear(5, 3), nn.ReLU(), nn.Linear(3, 2)), folder / "mlp.pt")
     out = folder / "run.h5"
-    assert main(["simulate", str(folder / "mlp.pt"), "--tile", "4", "--batch", "4", "--spice-max-tile", "2",
+    assert main(["simulate", str(folder / "mlp.pt"), "--preset", "seed000_vteam", "--tile", "4", "--batch", "4",
+                 "--spice-max-tile", "2",
                  "--spot-check", "1", "--spot-vectors", "2", "--transient", "2.r0c0", "--quiet",
                  "--out", str(out)]) == 0
     return out

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from cosim.cli import main
-from cosim.commands.sweep import SweepSetup, markdown, parse_grid, run_sweep
+from cosim.results.sweep_outputs import markdown
+from cosim.twin.sweep import SweepSetup, parse_grid, run_sweep
 from cosim.core.config import load_preset
 from cosim.core.errors import InputError
 

@@ -114,7 +114,8 @@ def test_a_binary_preset_file_is_one_line(layer, tmp_path, capsys):
 def test_the_bundled_presets_pass_every_field_check_and_warn_nothing(capsys):
     for name in config.PRESET_NAMES:
         preset = load_preset(name)
-        assert preset.name == name and preset.dac_bits == 8
+        bundled = json.loads(resource_path("presets", f"{name}.json").read_text())
+        assert preset.name == name and preset.dac_bits == bundled["dac_bits"]
     assert capsys.readouterr().err == ""
 
 

@@ -186,6 +186,17 @@ def test_waves_png_html_and_csv(tile_file, tmp_path, capsys):
     assert np.allclose(table[:, header.index("col3.vout (V)")], vout[:, 3], rtol=1e-11, atol=1e-15)
 
 
+def test_waves_signal_given_twice_plots_both_patterns(tile_file, tmp_path, capsys):
+    """--signal is repeatable: each pattern is plotted (it used to keep only the last one)."""
+    out = tmp_path / "two.csv"
+    assert main(["waves", str(tile_file), "--signal", "col*.vout", "--signal", "cell0_0.g", "row0.v_near",
+                 "--signal", "col1.vout", "-o", str(out)]) == 0
+    header = out.read_text().splitlines()[0].split(",")
+    assert "col3.vout (V)" in header and "cell0_0.g (S)" in header and "row0.v_near (V)" in header
+    assert header.count("col1.vout (V)") == 1  # a signal matched twice is written once
+    assert "wrote 6 signal(s)" in capsys.readouterr().out
+
+
 def test_waves_finds_the_tile_in_a_run_file(tile_file, tmp_path, capsys):
     """Under tiles/: --tile picks a group, is optional when one tile has
     waveforms, and a missing or ambiguous tile is one error line."""

@@ -28,8 +28,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import quad
-from scipy.optimize import minimize_scalar
 
 from cosim.analysis.irdrop import node_voltages
 from cosim.core import vteam
@@ -188,6 +186,8 @@ def pulse_to_drift(x0: float, v_read: float, p: VteamParams, fraction: float = D
     x1 = _state_at_resistance(r_target, p)
     if not 0.0 <= x1 <= 1.0:
         return float("inf")
+    from scipy.integrate import quad  # here, not at import: scipy.integrate costs ~0.3 s of start-up
+
     t, _ = quad(lambda x: 1.0 / float(vteam.dx_dt(v_read, x, p)), x0, x1, limit=200)
     return float(t) if np.isfinite(t) and t > 0 else float("inf")
 
@@ -205,6 +205,8 @@ def max_read_pulse(p: VteamParams, v_read: float = 0.3, fraction: float = DEFAUL
         return PulseLimit(float("inf"), float("nan"), v_read, fraction)
     k = int(np.argmin(times))
     lo, hi = xs[max(k - 1, 0)], xs[min(k + 1, grid - 1)]
+    from scipy.optimize import minimize_scalar
+
     best = minimize_scalar(lambda x: pulse_to_drift(x, v_read, p, fraction), bounds=(lo, hi),
                            method="bounded", options={"xatol": 1e-9})
     if best.success and best.fun < times[k]:

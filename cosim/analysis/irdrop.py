@@ -74,6 +74,9 @@ def node_voltages(spec: TileSpec, voltages: np.ndarray, engine: str = "spice",
     if engine != "spice":
         raise InputError(f"IR-drop maps need node voltages from engine {', '.join(IRDROP_ENGINES)}, "
                          f"not {engine!r}")
+    from cosim.spice.graphcheck import check_tile
+
+    check_tile(spec, v, "op")  # as before every SPICE run (cosim.engines.solve_spice)
     run = run_netlist(tile_netlist(spec, v, mode="op", save_all=True), timeout_s=timeout_s,
                       expect_plots=v.shape[0])
     cells = [(i, j) for i in range(spec.rows) for j in range(spec.cols)]

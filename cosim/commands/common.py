@@ -102,11 +102,11 @@ def tile_from_args(args: argparse.Namespace) -> tuple[TileSpec, np.ndarray]:
 
 def add_hardware_options(parser: argparse.ArgumentParser, converters: bool = True) -> None:
     """--preset and its overrides (converter bits, wires, driver, access)."""
-    from cosim.core.config import PRESET_NAMES
+    from cosim.core.config import DEFAULT_PRESET, PRESET_NAMES
 
     hw = parser.add_argument_group("hardware")
-    hw.add_argument("--preset", default="seed000_vteam",
-                    help=f"preset name ({', '.join(PRESET_NAMES)}) or JSON file (default seed000_vteam)")
+    hw.add_argument("--preset", default=DEFAULT_PRESET,
+                    help=f"preset name ({', '.join(PRESET_NAMES)}) or JSON file (default {DEFAULT_PRESET})")
     if converters:
         hw.add_argument("--dac-bits", type=argtypes.converter_bits("exact voltages"), metavar="N",
                         help="override the preset; 0 = exact voltages")
@@ -115,6 +115,14 @@ def add_hardware_options(parser: argparse.ArgumentParser, converters: bool = Tru
     hw.add_argument("--r-wire", type=argtypes.RESISTANCE, metavar="OHM", help="override the preset's wire segment")
     hw.add_argument("--r-driver", type=argtypes.RESISTANCE, metavar="OHM", help="override the preset's row driver")
     hw.add_argument("--access", choices=("none", "nmos"), help="override the preset's access device")
+
+
+def add_compensate_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--compensate {none,irdrop} (`cosim.run.compensation`)."""
+    parser.add_argument("--compensate", choices=("none", "irdrop"), default="none",
+                        help="irdrop: program each tile so that its exact transfer (wires, drivers, TIA, "
+                             "access NMOS linearised) matches the weights; the digital side undoes the "
+                             "tile's scale (default none)")
 
 
 def preset_from_args(args: argparse.Namespace):

@@ -22,6 +22,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     net.add_argument("--t-sample", type=float, default=TranSpec.t_sample, metavar="S",
                      help="ADC sampling instant (default %(default)s s)")
     net.add_argument("--out-dir", metavar="DIR", help="directory to write tile.cir and its includes")
+    net.add_argument("--pyspice", metavar="FILE.py",
+                     help="also (or instead of --out-dir) write a Python script whose build() returns the "
+                          "tile's PySpice Circuit (first input vector)")
+    net.add_argument("--check", metavar="DIR",
+                     help="check a netlist directory (or .cir file), e.g. one edited by hand: every node has a "
+                          "DC path to ground, no loop of voltage sources; exit 2 on a problem")
     net.set_defaults(run=run)
 
 
@@ -35,11 +41,37 @@ def run(args: argparse.Namespace) -> int:
         for path in write_golden_netlists(Path(args.golden)):
             print(f"wrote {path}")
         return 0
-    if not (args.conductance and args.voltage and args.out_dir):
-        raise InputError("cosim netlist needs --conductance G.npy --voltage V.npy --out-dir DIR "
-                         "(or --golden DIR)")
+    if args.check:
+        return check(Path(args.check))
+    if not (args.conductance and args.voltage and (args.out_dir or args.pyspice)):
+        raise InputError("cosim netlist needs --conductance G.npy --voltage V.npy and --out-dir DIR and/or "
+                         "--pyspice FILE.py (or --golden DIR, or --check DIR)")
     spec, v = tile_from_args(args)
     tran = TranSpec(t_stop=args.t_stop, t_sample=args.t_sample) if args.mode == "tran" else None
-    path = write_netlist_dir(spec, v, Path(args.out_dir), mode=args.mode, tran=tran)
-    print(f"wrote {path}; run it with: cd {path.parent} && ngspice -b tile.cir")
+    if args.pyspice:
+        from cosim.spice.pyspice_export import write_pyspice_script
+
+        if v.shape[0] > 1:
+            print(f"--pyspice: the script holds input vector 0 of {v.shape[0]} (a PySpice circuit holds one)")
+        script = write_pyspice_script(spec, v[:1], Path(args.pyspice), mode=args.mode, tran=tran)
+        print(f"wrote {script}; build the circuit with: python {script} (prints its netlist)")
+    if args.out_dir:
+        path = write_netlist_dir(spec, v, Path(args.out_dir), mode=args.mode, tran=tran)
+        print(f"wrote {path}; run it with: cd {path.parent} && ngspice -b tile.cir")
+    return 0
+
+
+def check(path: Path) -> int:
+    """`cosim netlist --check DIR`: one line per problem on stderr and exit 2, or one OK line."""
+    import sys
+
+    from cosim.spice.graphcheck import check_netlist_path
+
+    summary, problems = check_netlist_path(path)
+    for problem in problems:
+        print(f"cosim: netlist check: {problem}", file=sys.stderr)
+    if problems:
+        raise InputError(f"{len(problems)} problem(s) in {path} (listed above); fix the netlist, or write it "
+                         "again with cosim netlist --out-dir")
+    print(f"OK {path}: {summary}; every node has a DC path to ground, no loop of voltage sources")
     return 0

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from cosim.commands import argtypes
 from cosim.commands.common import (
+    add_compensate_option,
     add_hardware_options,
     add_spice_timeout,
     check_input_memory,
@@ -24,6 +25,7 @@ from cosim.commands.common import (
 )
 from cosim.commands.transient_read import add_transient_settings, check_transient_settings
 from cosim.core.errors import InputError
+from cosim.core.names import SPICE_ENGINES
 
 if TYPE_CHECKING:
     import torch
@@ -51,6 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     inputs.add_argument("--seq-len", type=argtypes.POSITIVE_INT, default=8,
                         help="random GRU inputs: time steps (default 8)")
     add_hardware_options(sim)
+    add_compensate_option(sim)
     from cosim.commands.nonideal_options import add_arguments as add_nonideal_arguments
     add_nonideal_arguments(sim)
     run = sim.add_argument_group("engines and execution")
@@ -59,8 +62,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--spice-max-tile", type=argtypes.NON_NEGATIVE_INT, default=32, metavar="K",
                      help="auto sends tiles of at most K rows and columns to ngspice (default 32: "
                           "about 2 s for 20 input vectors here)")
-    run.add_argument("--spice", choices=("ngspice", "vacask"), default="ngspice",
-                     help="SPICE engine of SPICE tiles and spot checks (vacask: pip install 'cosim[vacask]')")
+    run.add_argument("--spice", choices=SPICE_ENGINES, default="ngspice",
+                     help="SPICE engine of SPICE tiles and spot checks (vacask: pip install 'cosim[vacask]'; "
+                          "ngspice-shared: libngspice in a worker process, for many small tiles)")
     add_spice_timeout(run)
     run.add_argument("--spot-check", type=argtypes.NON_NEGATIVE_INT, default=0, metavar="K",
                      help="also run K random fast tiles through ngspice and record the error")
@@ -168,7 +172,7 @@ def _simulate(args: argparse.Namespace, held: list) -> int:
                          spot_vectors=args.spot_vectors, spice=args.spice,
                          workers=args.workers, executor=args.executor, scheduler=args.scheduler,
                          seed=args.seed, quiet=args.quiet, calibration=args.calibration,
-                         nonideal=nonideal_from_arguments(args))
+                         nonideal=nonideal_from_arguments(args), compensate=args.compensate)
     tran = check_transient_args(args)
     x = make_inputs(module, args)
     out = check_output_path(args.out or f"{Path(args.layer).stem}.run.h5")
@@ -188,6 +192,10 @@ def _simulate(args: argparse.Namespace, held: list) -> int:
     held.append(checkpoint)
     simulation = Simulation(preset, replace(options, keep_details=True, keep_vectors=max(1, args.transient_vectors)),
                             checkpoint)
+    from cosim.run.energy import EnergyMeter, energy_report, inferences_in
+
+    meter = EnergyMeter(simulation)  # counts each tile's reads for its energy (cosim.run.energy)
+    simulation.products = meter
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = lambda message, *rest: print(f"cosim: warning: {message}", file=sys.stderr)
@@ -195,6 +203,7 @@ def _simulate(args: argparse.Namespace, held: list) -> int:
         simulation.spot_check()
         transients = run_transients(simulation, transient_names, tran, args.disturb_threshold,
                                     args.states_of or "all")
+    energy = energy_report(simulation.records, meter.tiles, preset, inferences_in(module, x), module)
     error = relative_error(outputs, ideal)
     # The same converters on an ideal array (no wires, no access device): what
     # quantisation alone costs, so the summary separates it from the circuit.
@@ -219,9 +228,13 @@ def _simulate(args: argparse.Namespace, held: list) -> int:
         write_run(h5, x.numpy(), outputs.numpy(), ideal.double().numpy(), simulation.records, attrs,
                   layers=simulation.layers, transients=transients)
         h5.attrs["seed"] = args.seed
+        from cosim.results.energy_io import write_energy
+
+        write_energy(h5, energy)
     checkpoint.remove()
     _summary(module, x, outputs, simulation, transients, (error, converters_error), checkpoint.reused,
-             time.perf_counter() - start, out, absolute=absolute if zero_reference else None)
+             time.perf_counter() - start, out, absolute=absolute if zero_reference else None,
+             energy_line=energy.summary_line())
     return 0
 
 
@@ -288,7 +301,7 @@ def _weights_all_zero(module: torch.nn.Module) -> bool:
 
 def _summary(module: torch.nn.Module, x: torch.Tensor, outputs: torch.Tensor, simulation: Simulation,
              transients: dict[str, TileTransient], errors: tuple[float, float], reused: int, seconds: float,
-             out: Path, absolute: tuple[float, float] | None = None) -> None:
+             out: Path, absolute: tuple[float, float] | None = None, energy_line: str | None = None) -> None:
     engines = Counter(r.engine for r in simulation.records.values())
     layer = type(module).__name__
     print(f"layer {layer}: input {tuple(x.shape)} -> output {tuple(outputs.shape)}; "
@@ -312,4 +325,6 @@ def _summary(module: torch.nn.Module, x: torch.Tensor, outputs: torch.Tensor, si
     else:
         print(f"relative error vs float PyTorch: {errors[0]:.4g} (ideal array with the same DAC/ADC: "
               f"{errors[1]:.4g}; the rest is wires, drivers and access devices)")
+    if energy_line:
+        print(energy_line)
     print(f"time: {seconds:.2f} s; wrote {out}")

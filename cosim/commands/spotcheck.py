@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cosim.commands.common import add_hardware_options, add_spice_timeout, preset_from_args
+from cosim.commands.common import add_compensate_option, add_hardware_options, add_spice_timeout, preset_from_args
 from cosim.core.errors import InputError
+from cosim.core.names import SPICE_ENGINES
 from cosim.spice.process import check_timeout
 
 if TYPE_CHECKING:
@@ -26,8 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     spot.add_argument("--tile", type=int, default=128, help="with --layer: tile size (default 128)")
     spot.add_argument("--tiles", metavar="NAME,...", help="with --layer: tile names (default: K random tiles)")
     add_hardware_options(spot, converters=False)
+    add_compensate_option(spot)
     spot.add_argument("--calibration", metavar="CAL.json", help="fast-solver access calibration")
-    spot.add_argument("--spice", choices=("ngspice", "vacask"), default="ngspice", help="reference engine")
+    spot.add_argument("--spice", choices=SPICE_ENGINES, default="ngspice", help="reference engine")
     add_spice_timeout(spot)
     spot.add_argument("--seed", type=int, default=0)
     spot.add_argument("--plot", metavar="PNG", help="write a plot of the errors (random tiles)")
@@ -86,7 +88,7 @@ def _layer_tiles(args: argparse.Namespace, preset: Preset) -> dict:
     names = [n for n in args.tiles.split(",") if n] if args.tiles else None
     options = SimOptions(tile=args.tile, engine="fast", spot_check=len(names) if names else args.k,
                          spot_vectors=args.batch, seed=args.seed, quiet=True, calibration=args.calibration,
-                         spice=args.spice, spice_timeout_s=args.spice_timeout)
+                         spice=args.spice, spice_timeout_s=args.spice_timeout, compensate=args.compensate)
     simulation = Simulation(preset, options)
     with torch.no_grad():
         simulation.forward(module, x)

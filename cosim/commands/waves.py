@@ -24,8 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     waves.add_argument("--tile", metavar="NAME",
                        help="tile group under tiles/ (optional for a cosim tile file, or when one tile "
                             "has waveforms)")
-    waves.add_argument("--signal", nargs="+", metavar="PATTERN", default=[],
-                       help="signal names or glob patterns, e.g. 'col*.vout' 'row0.*' 'cell2_3.g'")
+    waves.add_argument("--signal", nargs="+", action="append", metavar="PATTERN", default=[],
+                       help="signal names or glob patterns, e.g. 'col*.vout' 'row0.*' 'cell2_3.g'; "
+                            "repeatable (--signal 'col*.vout' --signal 'cell*.g' plots both)")
     waves.add_argument("--vector", type=int, default=0, metavar="B", help="input vector (default 0)")
     waves.add_argument("-o", "--out", metavar="OUT.png|OUT.html|OUT.csv",
                        help="PNG (matplotlib), interactive HTML (plotly) or CSV, by extension")
@@ -65,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         if args.list:
             print_table(signal_table(group, args.vector), tile_label(group))
         if args.out:
-            time, signals = read_signals(group, args.signal, args.vector)
+            patterns = list(dict.fromkeys(p for given in args.signal for p in given))  # every --signal, in order
+            time, signals = read_signals(group, patterns, args.vector)
             write_output(time, signals, args.out, title=f"tile {tile_label(group)}, input vector "
                          f"{args.vector}", t_sample=sample_time(group))
             print(f"wrote {len(signals)} signal(s) to {args.out}")

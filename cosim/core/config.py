@@ -164,7 +164,7 @@ _BITS = Rule("integer", "bits", *BITS_RANGE, optional=True)
 
 #: How messages name each dataclass (the JSON key it sits under).
 LABELS = {"VteamParams": "device", "NmosAccess": "nmos", "TiaSpec": "tia", "DacSpec": "dac", "AdcSpec": "adc",
-          "TranSpec": "tran", "Preset": "preset"}
+          "TranSpec": "tran", "EnergySpec": "energy", "Preset": "preset"}
 #: The Rule of every field of every config dataclass, by class name.
 RULES: dict[str, dict[str, Rule]] = {
     "VteamParams": {
@@ -187,10 +187,16 @@ RULES: dict[str, dict[str, Rule]] = {
                "device": Rule("section", section="VteamParams"), "v_read": _num("V", **_POSITIVE),
                "r_wire": _num("ohm", low=0.0), "r_driver": _num("ohm", low=0.0),
                "access": Rule("string", choices=ACCESS_KINDS), "nmos": Rule("section", section="NmosAccess"),
-               "tia": Rule("section", section="TiaSpec"), "dac_bits": _BITS, "adc_bits": _BITS},
+               "tia": Rule("section", section="TiaSpec"), "dac_bits": _BITS, "adc_bits": _BITS,
+               "energy": Rule("section", section="EnergySpec")},
+    "EnergySpec": {"t_read": _num("s", **_POSITIVE), "t_dac": _num("s", low=0.0),
+                   "columns_per_adc": Rule("integer", "columns", 1, 1 << 20), "adc_fom_j": _num("J", **_POSITIVE),
+                   "adc_rate": _num("S/s", **_POSITIVE), "dac_bit_j": _num("J", low=0.0),
+                   "tia_bias_a": _num("A", low=0.0), "tia_supply_v": _num("V", low=0.0),
+                   "add_j": _num("J", low=0.0), "node_nm": _num("nm", **_POSITIVE)},
 }
 #: Fields that are themselves config dataclasses (JSON objects), by class name.
-SECTIONS = {"Preset": {"device": "VteamParams", "nmos": "NmosAccess", "tia": "TiaSpec"}}
+SECTIONS = {"Preset": {"device": "VteamParams", "nmos": "NmosAccess", "tia": "TiaSpec", "energy": "EnergySpec"}}
 
 
 def check_fields(obj: Any) -> None:
@@ -434,6 +440,45 @@ class TranSpec:
 
 
 @dataclass(frozen=True)
+class EnergySpec:
+    """Read timing and peripheral energy models (formulas in `cosim.core.energy_models`,
+    sources in docs/energy.md).
+
+    Attributes:
+        t_read: read pulse width (s); 23 ns by default: cosim's transient DAC step
+            ends at delay + rise = 2 ns and the ADC samples at 25 ns (`TranSpec`).
+        t_dac: DAC settling before the pulse (s); the DAC rise time, 1 ns.
+        columns_per_adc: columns sharing one ADC (1: one per column, as circuits/adc.cir).
+        adc_fom_j: ADC Walden figure of merit P / (2^ENOB f_s) (J per conversion step);
+            33.8 fJ: Kull et al., ISSCC 2013 paper 26.4 (8b 1.2 GS/s SAR, 3.06 mW) in
+            Murmann's ADC Performance Survey (ISSCC sheet, FOMW_hf).
+        adc_rate: ADC conversions per second (S/s); that ADC's 1.2 GS/s.
+        dac_bit_j: DAC energy per input bit (J; bit-serial, bits conversions per input):
+            0.33 pJ, ISAAC's 1-bit DAC (Shafiee et al., ISCA 2016: 4 mW for 8 x 128 DACs).
+        tia_bias_a: bias current of one column TIA (A); 0.449 uA, the weak-inversion
+            bound to settle 64 fF to half an 8-bit LSB in t_read (docs/energy.md).
+        tia_supply_v: TIA supply voltage (V); 1.0 V, the supply of Kull et al.'s ADC.
+        add_j: energy of one digital add of partial sums (J); 0.1 pJ, a 32-bit integer
+            add at 45 nm, 0.9 V (Horowitz, ISSCC 2014, paper 1.1, pp. 10-14).
+        node_nm: CMOS node the digital energies are quoted at (nm).
+    """
+
+    t_read: float = 23e-9
+    t_dac: float = 1e-9
+    columns_per_adc: int = 1
+    adc_fom_j: float = 33.8e-15
+    adc_rate: float = 1.2e9
+    dac_bit_j: float = 0.3255e-12
+    tia_bias_a: float = 4.49e-7
+    tia_supply_v: float = 1.0
+    add_j: float = 0.1e-12
+    node_nm: float = 45.0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(frozen=True)
 class Preset:
     """Everything about the hardware a layer is mapped onto (cosim/presets/*.json).
 
@@ -449,6 +494,7 @@ class Preset:
         tia: column TIAs.
         dac_bits: DAC resolution (None: exact voltages).
         adc_bits: ADC resolution (None: no quantisation).
+        energy: read timing and peripheral energy models (`EnergySpec`; docs/energy.md).
     """
 
     name: str = "seed000_vteam"
@@ -462,6 +508,7 @@ class Preset:
     tia: TiaSpec = TiaSpec(rs=1.0)
     dac_bits: int | None = 8
     adc_bits: int | None = 8
+    energy: EnergySpec = EnergySpec()
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -471,7 +518,10 @@ class Preset:
         return dataclasses.replace(self, **changes)
 
 
-PRESET_NAMES = ("seed000_vteam", "seed001_mlp")
+PRESET_NAMES = ("neurram_wan2022", "taox_hfox_wu2018", "seed000_vteam", "seed001_mlp", "liu2020_isscc")
+#: The preset of `simulate`, `evaluate`, `sweep` and `convert()` unless one is named:
+#: a published chip (cosim/presets/README.md), not the seeds' low-resistance devices.
+DEFAULT_PRESET = "neurram_wan2022"
 
 
 def load_preset(name_or_path: str) -> Preset:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.integrate import solve_ivp
 
 from cosim.core.config import VteamParams
 from cosim.core.errors import CosimError, InputError
@@ -194,6 +193,8 @@ def integrate_state(v_of_t: ArrayLike, t: ArrayLike, x0: ArrayLike, p: VteamPara
         k = min(max(int(np.searchsorted(t, time, side="right")) - 1, 0), t.size - 2)
         v_now = volts[k] + slope[k] * (time - t[k])
         return dx_dt(v_now, x, p) - p.g_leak * (x - x_start)
+
+    from scipy.integrate import solve_ivp  # here, not at import: scipy.integrate costs ~0.3 s of start-up
 
     x = np.empty_like(volts)
     x[0] = x_start

@@ -7,7 +7,7 @@ The circuit is the one of `cosim.spice.ngspice_netlist.tile_netlist` (docs/archi
 conventions"); with ``r_wire = 0`` the wire nodes of a row (a column) merge
 into one node, with ``r_driver = 0`` the DAC drives the row's first node.
 
-Three ways to solve a tile (``nonlinear=``):
+Four ways to solve a tile (``nonlinear=``):
 
 - 'linear': the transfer matrix. Exact for ``access='none'``. With the
   access NMOS each cell becomes its memristor in series with an effective
@@ -17,13 +17,18 @@ Three ways to solve a tile (``nonlinear=``):
   without one, the triode small-signal resistance of the model card.
 - 'newton': the exact DC operating point with the level-1 access NMOS of
   models/nmos_access.lib (`cosim.core.peripherals.nmos_level1_current`), gmin
-  included as ngspice has it. With wires and method 'structured', a whole
-  chunk of input vectors at once by the chord method: Newton with the
-  Jacobian frozen at the small-signal network, factored once per tile, and
-  the exact residual of every cell evaluated at once (~10 steps to 1e-13 V).
-  With method 'splu' (or r_wire = 0), a full Newton per input vector, the
-  Jacobian of all cells re-factored by sparse LU at every step. Both match
-  ngspice `.op` to ~1e-11.
+  included as ngspice has it. With wires, drivers and method 'structured'
+  (what 'auto' picks up to a 4 GiB factor), whole batches by
+  `cosim.fast.batched_newton`: the triode law in closed form per cell and
+  fixed-point steps on the factored small-signal network as batched BLAS-3
+  products, per-vector convergence masks (4-8 steps to 1e-10). With
+  r_driver = 0 the chord method on the structured factor, with 'iterative'
+  on the chains (CG). With method 'splu' (or r_wire = 0), a full Newton per
+  input vector, the Jacobian of all cells re-factored by sparse LU at every
+  step. All match ngspice `.op` to ~1e-11.
+- 'corrected': the small-signal transfer plus batched correction terms for
+  the access NMOS (`cosim.fast.corrected`), within 1e-4 of 'newton' at a
+  fraction of its cost; what `cosim.convert` uses for 1T1R tiles.
 - 'auto': 'linear' when the tile is linear (no access NMOS) or a calibration
   is given, 'newton' otherwise.
 

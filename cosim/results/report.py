@@ -24,6 +24,8 @@ Sections (each a `<section>` with a stable id, in this order):
   10% of the largest |row voltage| are left blank.
 - `spot-checks`: table of fast solver vs ngspice errors.
 - `error-histogram`: histogram of outputs - float outputs of the run.
+- `energy`: a stacked bar per analog layer of its energy per inference by
+  component, with the run's latency and TOPS/W (`cosim.results.energy_section`).
 - `waveforms`: transient tiles (`cosim simulate --transient`): row voltages,
   column currents, TIA outputs and device conductances over time, with the
   read-disturb figures.
@@ -43,6 +45,7 @@ import numpy as np
 
 from cosim.core.errors import CosimError, InputError, first_line
 from cosim.results import h5check
+from cosim.results.energy_section import energy_section
 from cosim.results.html import CSS, _cell, esc, figure_png, fmt, img, none_line, section, table
 from cosim.results.run_reader import RUN_FIX, TileInfo, open_run, read_tiles, run_config, run_numbers, tile_spec
 from cosim.results.tile_specs import read_tile_spec
@@ -75,7 +78,7 @@ def check_run(h5: h5py.File) -> dict[str, TileInfo]:
 
 #: Section ids, in page order.
 SECTIONS = ("run-config", "layer-errors", "tile-errors", "irdrop", "spot-checks", "error-histogram",
-            "waveforms")
+            "energy", "waveforms")
 #: Tiles up to this many devices get an ngspice IR-drop map should the fast solve fail.
 SPICE_IRDROP_MAX_DEVICES = 64 * 64
 #: IR-drop maps leave blank the rows driven below this fraction of the largest |row voltage| (1).
@@ -462,13 +465,36 @@ def waveforms_section(h5: h5py.File, tiles: dict[str, TileInfo]) -> str:
 # ------------------------------------------------------------------ page
 
 
+def compensation_section(tiles: dict[str, TileInfo]) -> str:
+    """Each --compensate irdrop tile's residual against its target transfer."""
+    rows = []
+    for t in tiles.values():
+        comp = h5check.group(t.group, "compensation", required=False)
+        if comp is None:
+            continue
+        rows.append([t.name, f"{t.rows}x{t.cols}", fmt(h5check.number(comp, "uncompensated", low=0.0)),
+                     fmt(h5check.number(comp, "residual", finite=False, low=0.0)),
+                     fmt(h5check.number(comp, "scale", low=0.0)),
+                     h5check.number(comp, "steps", integer=True, low=0)])
+    if not rows:
+        return section("compensation", "IR-drop compensation", none_line("compensated tiles (--compensate irdrop)"))
+    note = ('<p class="note">residual: ||T(G) - T*|| / ||T* - floor|| of the programmed conductances G, T the '
+            "tile's exact fast-solver transfer (S) and T* = floor + scale (G_t - g_min) its target; "
+            'uncompensated: ||T(G_t) - G_t|| / ||G_t - g_min|| of the same tile programmed with its targets '
+            'directly; the digital side divides by the scale.</p>')
+    body = table(["tile", "size", "uncompensated error", "residual", "scale", "Gauss-Newton steps"], rows,
+                 {2, 3, 4, 5})
+    return section("compensation", "IR-drop compensation", body + note)
+
+
 def build_report(h5: h5py.File) -> str:
     """The whole HTML page of an open RUN.h5 (every value it uses is checked first: one line otherwise)."""
     config = run_config(h5)
     tiles = check_run(h5)
     title = f"cosim report: {Path(str(config.get('layer', h5.filename))).name}"
     body = "".join([config_section(h5), layer_section(h5), tile_section(tiles), irdrop_section(tiles),
-                    spot_section(tiles), histogram_section(h5), waveforms_section(h5, tiles)])
+                    compensation_section(tiles), spot_section(tiles), histogram_section(h5), energy_section(h5),
+                    waveforms_section(h5, tiles)])
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{esc(title)}</title>\n'
             f"<style>{CSS}</style>\n</head>\n<body>\n<h1>{esc(title)}</h1>\n"
             f'<p class="note">from {esc(Path(h5.filename).name)}</p>\n{body}</body>\n</html>\n')

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from cosim.core.tile import TileSpec
 from cosim.mapping.partition import TileSlice
+
+if TYPE_CHECKING:
+    from cosim.run.compensation import TileCompensation
 
 
 @dataclass
@@ -49,6 +53,7 @@ class TileRecord:
     fault_mask: np.ndarray | None = None  # (rows, cols) int8: 0 ok, 1 stuck HRS, 2 stuck LRS
     first_voltages: np.ndarray | None = None  # (N, rows) V: the first input vectors (keep_details)
     ideal_sq: list[float] | None = None  # [sum |I - I_ideal|^2, sum |I_ideal|^2] (A^2), keep_details
+    compensation: "TileCompensation | None" = None  # what --compensate irdrop programmed (cosim.run.compensation)
 
     @property
     def ideal_rel_error(self) -> float | None:

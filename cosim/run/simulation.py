@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -48,6 +48,9 @@ from cosim.run.plan import PlannedTile, engine_for, matrix_tiles, step_name, til
 from cosim.run.records import LayerRecord, TileRecord, TileTask
 from cosim.spice.process import check_timeout
 
+if TYPE_CHECKING:
+    from cosim.run.compensation import TileCompensation
+
 ENGINES = ("auto", "spice", "fast", "ideal")
 # ngspice seconds per input vector of an N x N 1T1R tile with wires here (bench/spice_tile.py).
 SPICE_SECONDS_PER_VECTOR = {4: 0.0015, 8: 0.002, 16: 0.008, 32: 0.11, 64: 4.0, 128: 115.0}
@@ -78,6 +81,8 @@ class SimOptions:
             their float references, per-tile errors against v @ G, and each
             tile's first `keep_vectors` input vectors.
         keep_vectors: input vectors kept per tile with `keep_details`.
+        compensate: 'none' or 'irdrop': program each matrix's tiles so that their
+            exact fast-solver transfer matches the weights (`cosim.run.compensation`).
     """
 
     tile: int = 128
@@ -98,6 +103,7 @@ class SimOptions:
 
     keep_details: bool = False
     keep_vectors: int = 1
+    compensate: str = "none"
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -109,6 +115,9 @@ class SimOptions:
         if self.keep_vectors < 1:
             raise InputError(f"keep_vectors must be >= 1, got {self.keep_vectors}")
         check_timeout(self.spice_timeout_s, "spice_timeout_s")
+        from cosim.run.compensation import check_mode
+
+        check_mode(self.compensate)
 
 
 
@@ -197,6 +206,7 @@ class Simulation:
         self.weight_scale: dict[str, float] = dict(weight_scale or {})  # label -> fixed w_max
         self.two_level: set[str] = set()  # labels of binarised matrices (cosim.mapping.map_binary)
         self.layers: dict[str, LayerRecord] = {}
+        self.compensation: dict[str, "TileCompensation"] = {}  # tile name -> what --compensate programmed
 
     # ----- routing and tiles -------------------------------------------------
     def engine_for(self, tile: TileSlice) -> str:
@@ -339,11 +349,28 @@ class Simulation:
             mapped = map_binary(weight, self.preset.device)
         else:
             mapped = map_weights(weight, self.preset.device, w_max=self.weight_scale.get(label))
+        if self.options.compensate == "irdrop" and self.options.engine != "ideal":  # an ideal array has no IR drop
+            mapped = self._compensate(label, mapped)
         if not self.options.nonideal.active:
             return mapped
         mapped, masks = apply_nonideal(mapped, self.options.nonideal, label_rng(self.options.seed, label),
                                        self.preset.device)
         self.fault_masks[label] = masks
+        return mapped
+
+    def _compensate(self, label: str, mapped: MappedMatrix) -> MappedMatrix:
+        """`mapped` programmed with IR-drop compensation (`cosim.run.compensation`), on the
+        device levels when states are quantised; each tile's result kept in `compensation`."""
+        from cosim.run.compensation import compensate_matrix
+
+        calibration = getattr(self.products, "calibration", None) or self.options.calibration
+        if isinstance(calibration, str):
+            from cosim.fast.calibration import load_calibration
+
+            calibration = load_calibration(calibration)
+        mapped, done = compensate_matrix(label, mapped, self.preset, self.options.tile, self.options.split,
+                                         levels=self.options.nonideal.states, calibration=calibration)
+        self.compensation.update(done)
         return mapped
 
     def matmul(self, label: str, mapped: MappedMatrix, x: np.ndarray, x_max: float | None = None,
@@ -423,10 +450,13 @@ class Simulation:
             if masks is not None:
                 stuck = MappedMatrix(masks["stuck_pos"], masks["stuck_neg"], 1.0)
                 record.fault_mask = tile_conductance(stuck, task.tile).astype(np.int8)
+            record.compensation = self.compensation.get(task.name)
         record.wall_s += float(result.wall_s)
         record.vectors += task.voltages.shape[0]
         if record.ideal_sq is not None:
-            ideal = dac_output(task.spec, task.voltages) @ task.spec.conductance
+            # the ideal array; a compensated tile's is its target transfer (floor + scale * (G_t - g_min))
+            ideal_g = record.compensation.target if record.compensation is not None else task.spec.conductance
+            ideal = dac_output(task.spec, task.voltages) @ ideal_g
             record.ideal_sq[0] += float(np.sum((result.current - ideal) ** 2))
             record.ideal_sq[1] += float(np.sum(ideal ** 2))
 
@@ -442,8 +472,8 @@ class Simulation:
         return {name: peripherals.adc_codes(vout, bits, vfs) * lsb / rs for name, vout in vouts.items()}
 
     def _warn_spice_time(self, tasks: list[TileTask]) -> None:
-        if self.options.spice != "ngspice":
-            return  # the bench table is ngspice's; VACASK is ~100x faster at 128x128
+        if self.options.spice not in ("ngspice", "ngspice-shared"):
+            return  # the bench table is ngspice's (libngspice's solve alike); VACASK is ~100x faster at 128x128
         total = sum(estimate_spice_seconds(t.spec.rows, t.spec.cols, t.voltages.shape[0])
                     for t in tasks if t.engine == "spice")
         if total > SPICE_WARN_SECONDS:

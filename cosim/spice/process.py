@@ -132,6 +132,35 @@ def stop_requested() -> bool:
     return bool(_stop)
 
 
+@contextmanager
+def waiting_for_simulator() -> Iterator[Callable[[], None]]:
+    """For waiters other than `run_process` (the in-process ngspice worker of
+    `cosim.spice.ngspice_shared`): while the block runs, a stop is raised by
+    the waiter, which calls the yielded function in its poll loop (it raises
+    a recorded stop, or RunCancelled when the check of `cancel_when` says so)."""
+    global _waiting_in_main
+    in_main = threading.current_thread() is threading.main_thread()
+    check = getattr(_cancel, "check", None)
+    next_check = [time.perf_counter()]
+
+    def poll() -> None:
+        _check_stop()
+        now = time.perf_counter()
+        if check is not None and now >= next_check[0]:
+            next_check[0] = now + 0.25
+            if check():
+                raise RunCancelled("the simulator was stopped: its task was cancelled")
+
+    if in_main:
+        _waiting_in_main += 1
+    try:
+        _check_stop()
+        yield poll
+    finally:
+        if in_main:
+            _waiting_in_main -= 1
+
+
 def _check_stop() -> None:
     if _stop:
         exc_type, args = _stop[0]

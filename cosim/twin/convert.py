@@ -26,14 +26,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from cosim.core.config import Preset, load_preset
+from cosim.core.config import DEFAULT_PRESET, Preset, load_preset
 from cosim.core.errors import InputError
 from cosim.nets.training import TwoLevel
 from cosim.run.simulation import SimOptions
 from cosim.twin.tilecache import TileCache
 
 _PRESET_FIELDS = {f.name for f in fields(Preset)} - {"name", "description"}
-_OPTION_FIELDS = {"split", "spice_max_tile", "calibration", "spice", "spice_timeout_s", "seed", "workers"}
+_OPTION_FIELDS = {"split", "spice_max_tile", "calibration", "spice", "spice_timeout_s", "seed", "workers", "compensate"}
 
 
 def _run(module: nn.Module, compute: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -130,23 +130,29 @@ def _replace(module: nn.Module, cache: TileCache, prefix: str) -> nn.Module:
     return module
 
 
-def convert(model: nn.Module, preset: str | Preset = "seed000_vteam", tile: int = 128, engine: str = "fast",
-            nonlinear: str = "linear", prepare: bool = True, example_input: torch.Tensor | None = None,
+def convert(model: nn.Module, preset: str | Preset = DEFAULT_PRESET, tile: int = 128, engine: str = "fast",
+            nonlinear: str = "corrected", prepare: bool = True, example_input: torch.Tensor | None = None,
             precision: str = "float32", **options: Any) -> nn.Module:
     """A copy of `model` whose Linear, Conv2d and GRU layers compute on crossbar tiles.
 
     Args:
         model: any nn.Module (not TorchScript); analog layers are found anywhere in its tree.
-        preset: preset name ('seed000_vteam', 'seed001_mlp'), JSON path or Preset.
+        preset: preset name (`cosim.core.config.PRESET_NAMES`; default the NeuRRAM chip,
+            'neurram_wan2022'), JSON path or Preset.
         tile: largest tile, tile x tile devices (tile inputs, tile / 2 outputs per tile).
         engine: 'fast' (IR-drop-exact fast solver, default), 'ideal' (v @ G, no
             wires), 'auto' (tiles of at most spice_max_tile rows and columns in
             ngspice, the rest fast) or 'spice' (every tile in ngspice on every
             call: slow, for small models).
-        nonlinear: fast solver with an access NMOS: 'linear' (transfer matrix
-            with the small-signal or calibrated access resistance; forward =
-            matrix multiplies), 'auto'/'newton' (exact level-1 NMOS operating
-            point by chord Newton on every call).
+        nonlinear: fast solver with an access NMOS: 'corrected' (default:
+            the small-signal transfer plus batched correction terms,
+            `cosim.fast.corrected`, within 1e-4 of the exact operating point;
+            its maps take 42 MiB per 128 x 128 tile, and matrices beyond
+            2 GiB of them in one twin fall back to 'linear' with a warning,
+            `cosim.twin.tile_banks.CorrectedBudget`), 'linear' (transfer
+            matrix with the small-signal or calibrated access resistance;
+            forward = matrix multiplies; what a calibration selects),
+            'auto'/'newton' (exact level-1 NMOS operating point on every call).
         prepare: program and prepare every tile now (else on the first forward).
         example_input: optional input batch run once after preparing (warm-up).
         precision: arithmetic of the prepared forward pass, 'float32'
@@ -164,7 +170,10 @@ def convert(model: nn.Module, preset: str | Preset = "seed000_vteam", tile: int 
             docs/validation.md), spice ('ngspice' |
             'vacask'), spice_timeout_s (s), seed, workers (threads that
             prepare the fast tiles of each matrix in parallel; default: the
-            CPU count).
+            CPU count), compensate ('none' | 'irdrop': program each tile so
+            that its exact fast-solver transfer matches the weights,
+            `cosim.run.compensation`; the residual of every tile is in
+            `tile_cache(twin).records[name].compensation`).
 
     Returns:
         The twin in eval mode. Its analog layers are subclasses of the

@@ -62,7 +62,7 @@ from cosim.engines import solve
 from cosim.fast.apply import sign_split_product, split_polarities
 from cosim.fast.calibration import Calibration
 from cosim.fast.prepared import FastTile, LinearTile
-from cosim.fast.structured import SWEEP_THREADS, torch_threads
+from cosim.fast.structured import SWEEP_THREADS, blas_threads, torch_threads
 from cosim.mapping.pairs import (
     MappedMatrix,
     currents_to_outputs,
@@ -74,7 +74,15 @@ from cosim.mapping.pairs import (
 from cosim.mapping.patches import conv_output_size, covered_range, im2col_tensor
 from cosim.run.records import TileRecord
 from cosim.run.simulation import SimOptions, Simulation
-from cosim.twin.tile_banks import MatrixSolver, PreparedSolver, RowGroup, SpiceSolver, TileBank, TileSolver
+from cosim.twin.tile_banks import (
+    CorrectedBudget,
+    MatrixSolver,
+    PreparedSolver,
+    RowGroup,
+    SpiceSolver,
+    TileBank,
+    TileSolver,
+)
 
 NONLINEAR = NONLINEAR_MODES
 PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
@@ -111,6 +119,8 @@ class TileCache:
         if precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.nonlinear = nonlinear
+        self.corrected_budget = CorrectedBudget()
+        self._matrix_nonlinear = nonlinear  # of the matrix being prepared: 'linear' beyond the budget
         self.precision = precision
         self.dtype = PRECISIONS[precision]
         self.calibration = calibration if calibration is not None else options.calibration
@@ -190,6 +200,8 @@ class TileCache:
             group.tiles.append(tile)
             group.specs.append(spec)
             entries.append((group, tile, spec, planned.engine))
+        self._matrix_nonlinear = self.corrected_budget.mode_for(label, self.nonlinear,
+                                                                [e[2] for e in entries if e[3] == "fast"])
         parallel = [e for e in entries if e[3] == "fast"] if self.options.workers > 1 else []
         solved = self._prepare_parallel([e[2] for e in parallel]) if len(parallel) > 1 else []
         done = {id(e[2]): result for e, result in zip(parallel, solved)}
@@ -203,7 +215,8 @@ class TileCache:
                 wall_s = time.perf_counter() - start
             group.solvers.append(solver)
             self.records[tile.name] = TileRecord(tile.name, label, engine, tile, *deinterleave(spec.conductance),
-                                                 spec, wall_s=wall_s)
+                                                 spec, wall_s=wall_s,
+                                                 compensation=self.simulation.compensation.get(tile.name))
         for group in groups.values():
             _concatenate(group, self.dtype)
         return list(groups.values())
@@ -214,10 +227,12 @@ class TileCache:
         releases the GIL: 1.9x on 2 cores, against 1.5x for a forkserver
         process pool that pays its start-up and pickling; fork deadlocks on
         BLAS threads here). torch's process-wide thread count is SWEEP_THREADS
-        while the pool runs (`fast.torch_threads`) and the caller's after."""
-        with torch_threads(SWEEP_THREADS):  # set once, before the workers start; each sweep then leaves it
+        while the pool runs (`fast.torch_threads`) and the caller's after; so
+        is the BLAS's of the numpy sweeps (`fast.structured.blas_threads`)."""
+        with torch_threads(SWEEP_THREADS), blas_threads(SWEEP_THREADS):  # set once, before the workers start
             with ThreadPoolExecutor(self.options.workers) as pool:
-                return list(pool.map(lambda spec: _prepare_tile(spec, self.calibration, self.nonlinear), specs))
+                return list(pool.map(lambda spec: _prepare_tile(spec, self.calibration, self._matrix_nonlinear),
+                                     specs))
 
     def _solver(self, spec: TileSpec, engine: str) -> TileSolver:
         """How `spec` is solved on `engine` ('ideal', 'spice' or 'fast': prepared now)."""
@@ -226,7 +241,7 @@ class TileCache:
         if engine == "spice":
             return SpiceSolver()
         self.prepare_calls += 1
-        return _solver_of(fast.prepare(spec, calibration=self.calibration, nonlinear=self.nonlinear))
+        return _solver_of(fast.prepare(spec, calibration=self.calibration, nonlinear=self._matrix_nonlinear))
 
     def matmul(self, label: str, mapped: MappedMatrix, x: np.ndarray, x_max: float | None = None,
                recurrent: bool = False) -> np.ndarray:

@@ -1,0 +1,451 @@
+"""IR-drop-compensated programming: the device conductances G (S) of a tile
+whose actual transfer, as the exact fast solver computes it, equals a target.
+
+The actual transfer T(G) (R, C) (S) is the linear read network of
+`cosim.fast.prepared.transfer_matrix`: row drivers, row and column wire
+segments, the TIA's DC input resistance, and each cell its device in series
+with the access NMOS linearised at its operating point (the calibrated
+effective resistance, or the triode small-signal one without a calibration:
+`cell_conductance`).
+
+Target. For device conductances G_t (the weights mapped onto [g_min, g_max])
+the target transfer is
+
+    T* = floor + scale * (G_t - g_min),
+
+an affine image of the ideal array: `scale` (< 1, the tile's losses) is undone
+digitally, and `floor` (S) is the transfer of a device left at g_min; it is
+the same in both columns of a differential pair, so it cancels in
+I_pos - I_neg exactly. `scale` and `floor` are chosen from the attenuation
+T(G_t) / G_t of the uncompensated tile so that every target is reachable
+inside [g_min, g_max]; a caller may fix `scale` (one scale for all the row
+tiles of a matrix, whose ADC codes add before one digital scale).
+
+Solver. Projected Gauss-Newton on all R C conductances at once. The
+Jacobian is exact and never formed: with V[i, k, l] the voltage across cell
+(k, l) when row i is driven at 1 V and the others at 0 V, and A[j, k, l] the
+adjoint of column j's TIA current at that cell (one structured solve with a
+unit injection at the column's end, the network being reciprocal),
+
+    dT[i, j] / dg_cell[k, l] = V[i, k, l] * A[j, k, l],
+
+so J dG and J^T r are two (R x RC) (RC x C) products. Each Gauss-Newton step
+solves its linear least-squares problem by conjugate gradients on the normal
+equations (CGLS), preconditioned by the exact diagonal of J, over the
+conductances that are not held at a bound; a backtracking line search keeps
+the residual decreasing. When `levels` is given (quantised devices) the
+continuous solution is snapped to the nearest level. `Compensation.residual`
+is ||T(G) - T*||_F / ||T* - floor||_F of what is programmed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cosim.core.errors import InputError
+from cosim.core.tile import TileSpec
+from cosim.fast.nodal import nodal_graph
+from cosim.fast.structured import SWEEP_THREADS, factor_structured
+from cosim.fast.tia import tia_termination
+
+#: Gauss-Newton stops when the relative residual is below this: 1/80 of an
+#: 8-bit ADC's LSB (1/127 of full scale); each step squares the residual near
+#: the solution (bench/compensation.py shows 0.2 -> 9e-3 -> 1e-5 -> 2e-11).
+RTOL = 1e-4
+#: Gauss-Newton steps at most (each one exact Jacobian and residual).
+MAX_STEPS = 12
+#: CGLS steps at most per Gauss-Newton step.
+CG_STEPS = 60
+#: The largest target stays this far below the estimated reachable transfer.
+MARGIN = 0.97
+#: The floor stays this far above the largest transfer of a g_min device of the
+#: uncompensated tile (compensation raises the load, which lowers that transfer).
+FLOOR_MARGIN = 1.01
+#: Times `compensate_tile` moves the floor or lowers the scale (each at most
+#: halves it) before it reports the residual that is left.
+ADAPT_ROUNDS = 3
+#: Halvings of a Gauss-Newton step before it is given up.
+BACKTRACKS = 6
+#: A step that keeps more than this share of the residual ends the Gauss-Newton
+#: loop (the bounds hold the rest; `compensate_tile` then moves floor or scale).
+STALL = 0.7
+#: Quantiles of the cells' reachable top tried in turn for the scale: 0 (every
+#: cell reachable), then, where the tile's far corner reaches less than the
+#: floor, the best the rest allow (the residual says what is lost).
+SCALE_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.9)
+
+
+@dataclass(frozen=True)
+class Compensation:
+    """What `compensate_tile` programs into one tile.
+
+    Attributes:
+        conductance: (R, C) device conductances to program (S), in [g_min, g_max]
+            (and on `levels` when given).
+        target: (R, C) the target transfer T* (S).
+        scale: T* = floor + scale * (G_t - g_min); the digital side divides by it (1).
+        floor: transfer of a g_min device (S).
+        residual: ||T(G) - T*||_F / ||T* - floor||_F of `conductance` (1).
+        uncompensated: ||T(G_t) - G_t||_F / ||G_t - g_min||_F: the error the
+            same tile has when programmed with its targets directly (1).
+        steps: Gauss-Newton steps taken.
+        wall_s: wall time (s).
+    """
+
+    conductance: np.ndarray
+    target: np.ndarray
+    scale: float
+    floor: float
+    residual: float
+    uncompensated: float
+    steps: int
+    wall_s: float
+
+
+def cell_and_slope(spec: TileSpec, g_device: np.ndarray, calibration: object | None = None,
+                   card: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Whole-cell conductances (R, C) (S) of devices `g_device` (S) and their
+    derivative d g_cell / d g_device (1): the device itself without access,
+    else in series with the access resistance of `cell_conductance`
+    (calibrated: its resistance varies with the device's, differentiated by a
+    central difference in the device resistance)."""
+    from cosim.fast.prepared import cell_conductance
+
+    g = np.asarray(g_device, dtype=float)
+    if spec.access == "none":
+        return g.copy(), np.ones_like(g)
+    cell = cell_conductance(spec.with_(conductance=g), calibration, card)
+    if calibration is None:  # constant series resistance: g_c = 1 / (1/g + r)
+        return cell, (cell / g) ** 2
+    h = 1e-6
+    up = cell_conductance(spec.with_(conductance=g * (1 + h)), calibration, card)
+    down = cell_conductance(spec.with_(conductance=g * (1 - h)), calibration, card)
+    return cell, (up - down) / (2 * h * g)
+
+
+def sensitivities(spec: TileSpec, g_cell: np.ndarray, threads: int | None = SWEEP_THREADS,
+                  adjoint: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(T, V, A) of the linear network with whole-cell conductances g_cell (R, C) (S):
+    T (R, C) the transfer (S); V (R, R, C) the voltage across every cell for
+    each row driven at 1 V (1); A (C, R, C) the adjoint of each column's TIA
+    current at every cell (1), so that dT[i, j] / dg_cell[k, l] = V[i, k, l] A[j, k, l].
+    Structured solves with wires, the sparse nodal graph without; A is None
+    when `adjoint` is False (one solve fewer)."""
+    transfer, volts, later = network_sensitivities(spec, g_cell, threads)
+    return transfer, volts, later() if adjoint else None
+
+
+def network_sensitivities(spec: TileSpec, g_cell: np.ndarray, threads: int | None = SWEEP_THREADS
+                          ) -> tuple[np.ndarray, np.ndarray, Callable[[], np.ndarray]]:
+    """(T, V, adjoint) as `sensitivities`, with A computed only when
+    `adjoint()` is called (on the same factor: one more solve)."""
+    g = np.asarray(g_cell, dtype=float)
+    if spec.r_wire > 0:
+        return _structured_sensitivities(spec, g, threads)
+    transfer, volts, adj = nodal_sensitivities(spec, g)
+    return transfer, volts, lambda: adj
+
+
+def _structured_sensitivities(spec: TileSpec, g: np.ndarray, threads: int | None
+                              ) -> tuple[np.ndarray, np.ndarray, Callable[[], np.ndarray]]:
+    rows, cols = g.shape
+    factor = factor_structured(g, spec.r_wire, spec.r_driver, tia_termination(spec), threads=threads)
+    w, w_end = factor.w, factor.w_end
+    rx = np.zeros((rows, rows, cols))
+    ry = np.zeros_like(rx)
+    drive = np.arange(rows)
+    if factor.g_driver is not None:
+        rx[drive, drive, 0] = factor.g_driver
+    else:  # the pinned first node drives its neighbour and its own cell
+        if cols > 1:
+            rx[drive, drive, 1] = w
+        ry[drive, drive, 0] = g[:, 0]
+    x, y = factor.solve(rx, ry)
+    if factor.g_driver is None:
+        x[drive, drive, 0] = 1.0
+    transfer = w_end * y[:, -1, :]
+
+    def adjoint() -> np.ndarray:
+        """A: a unit injection at each column's last node, -w_end scaled (1)."""
+        inject = np.zeros((cols, rows, cols))
+        inject[np.arange(cols), rows - 1, np.arange(cols)] = -w_end
+        xa, ya = factor.solve(np.zeros_like(inject), inject)
+        return xa - ya
+
+    return transfer, x - y, adjoint
+
+
+def nodal_sensitivities(spec: TileSpec, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`sensitivities` from the sparse nodal graph (any r_wire, r_driver; the
+    cross-check of the structured solves). With L the Laplacian, u the unknown
+    nodes and t the TIA inputs, a column's adjoint is L_uu^{-1} L_ut on the
+    unknowns, -1 at its own TIA input and 0 at the other known nodes."""
+    import scipy.sparse.linalg as spla
+
+    rows, cols = g.shape
+    graph = nodal_graph(spec, g, with_nmos=False)
+    lap = graph.laplacian.tocsc()
+    n, total = graph.n_unknown, lap.shape[0]
+    known = np.zeros((total - n, rows))
+    known[graph.source - n, np.arange(rows)] = 1.0
+    x = np.zeros((total, rows))
+    x[n:] = known
+    adj = np.zeros((total, cols))
+    adj[graph.tia, np.arange(cols)] = -1.0
+    if n:
+        lu = spla.splu(lap[:n, :n].tocsc(), permc_spec="MMD_AT_PLUS_A")
+        x[:n] = lu.solve(-(lap[:n, n:] @ known))
+        adj[:n] = lu.solve(lap[:n][:, graph.tia].toarray())
+    transfer = -(lap[graph.tia] @ x).T
+    volts = x[graph.row] - x[graph.col]  # (R, C, rows driven)
+    adjoint = adj[graph.row] - adj[graph.col]
+    return np.asarray(transfer), np.moveaxis(volts, -1, 0), np.moveaxis(adjoint, -1, 0)
+
+
+class _Jacobian:
+    """dT / dG of the device conductances, applied without forming it:
+    J[(i, j), (k, l)] = V[i, k, l] A[j, k, l] slope[k, l] on the cells `free`
+    (zero elsewhere). The two products run in torch float32 on one thread
+    (the Gauss-Newton step is an inexact solve; every residual is float64)."""
+
+    def __init__(self, volts: np.ndarray, adjoint: np.ndarray, slope: np.ndarray, free: np.ndarray) -> None:
+        import torch
+
+        rows, _, cols = volts.shape
+        self.shape = (rows, cols)
+        self.v = torch.from_numpy(volts.reshape(rows, -1)).float()
+        self.a = torch.from_numpy(adjoint.reshape(cols, -1)).float()
+        self.weight = torch.from_numpy((slope * free).ravel()).float()
+        self.diagonal = np.einsum("kkl,lkl->kl", volts, adjoint) * slope
+
+    def restrict(self, free: np.ndarray) -> None:
+        """Keep only the cells `free` (R, C) bool as unknowns."""
+        import torch
+
+        self.weight = self.weight * torch.from_numpy(free.ravel()).float()
+
+    def apply(self, dg: np.ndarray) -> np.ndarray:
+        """J dG (R, C) (S) for conductance changes dG (R, C) (S)."""
+        import torch
+
+        scaled = self.v * (self.weight * torch.from_numpy(dg.ravel()).float())
+        return torch.mm(scaled, self.a.T).double().numpy()
+
+    def apply_t(self, r: np.ndarray) -> np.ndarray:
+        """J^T r (R, C) for a transfer residual r (R, C) (S)."""
+        import torch
+
+        spread = torch.mm(torch.from_numpy(r).float(), self.a)  # (R, R C)
+        return ((spread * self.v).sum(0) * self.weight).double().numpy().reshape(self.shape)
+
+
+def _cgls(jac: _Jacobian, rhs: np.ndarray, free: np.ndarray, tol: float) -> np.ndarray:
+    """min ||J dG - rhs|| over the free cells by CGLS, right-preconditioned by
+    the diagonal of J (dG = P z, P = 1 / diag(J) on free cells), until the
+    normal-equation residual falls by `tol`."""
+    p_inv = np.where(free, 1.0 / np.where(jac.diagonal != 0, jac.diagonal, 1.0), 0.0)
+    z = np.zeros(jac.shape)
+    r = rhs.copy()
+    s = jac.apply_t(r) * p_inv
+    p = s.copy()
+    gamma = float(np.sum(s * s))
+    stop = (tol ** 2) * gamma
+    for _ in range(CG_STEPS):
+        if gamma <= stop or gamma == 0:
+            break
+        q = jac.apply(p * p_inv)
+        qq = float(np.sum(q * q))
+        if qq == 0:
+            break
+        alpha = gamma / qq
+        z += alpha * p
+        r -= alpha * q
+        s = jac.apply_t(r) * p_inv
+        gamma_new = float(np.sum(s * s))
+        p = s + (gamma_new / gamma) * p
+        gamma = gamma_new
+    return z * p_inv
+
+
+def snap_levels(g: np.ndarray, levels: int, g_min: float, g_max: float) -> np.ndarray:
+    """Conductances (S) snapped to `levels` evenly spaced levels in [g_min, g_max]
+    (the levels of `cosim.mapping.nonideal.quantize_states`)."""
+    step = (g_max - g_min) / (levels - 1)
+    return g_min + np.clip(np.rint((g - g_min) / step), 0, levels - 1) * step
+
+
+def _scale_floor(spec: TileSpec, state: "_State", calibration: object | None) -> tuple[float, float]:
+    """(scale, floor (S)) at `state`: the floor from the transfer of its devices at
+    g_min (FLOOR_MARGIN above the largest), the scale from what each cell
+    reaches at g_max, linearised with its own attenuation a = dT[k, l] / dg_cell[k, l]:
+    T[k, l] + a (g_cell(g_max) - g_cell[k, l])."""
+    g_min, g_max = spec.device.g_min, spec.device.g_max
+    own = state.own
+    cell, _ = cell_and_slope(spec, state.g, calibration)
+    cell_min, _ = cell_and_slope(spec, np.full(own.shape, g_min), calibration)
+    cell_max, _ = cell_and_slope(spec, np.full(own.shape, g_max), calibration)
+    at_min = state.g <= g_min * (1 + 1e-9)
+    if at_min.any():  # the devices already at g_min: their own transfer, under this load
+        floor = float(np.max(state.transfer[at_min])) * FLOOR_MARGIN
+    else:  # the tangent at each device, followed down to g_min (above the concave T: safe)
+        floor = float(np.max(state.transfer + own * (cell_min - cell)))
+    reach = state.transfer + own * (cell_max - cell)
+    for q in SCALE_QUANTILES:  # the worst cell first; a hopeless corner must not zero the whole tile
+        scale = MARGIN * (float(np.quantile(reach, q)) - floor) / (g_max - g_min)
+        if scale > 0:
+            return scale, floor
+    raise InputError(f"tile {spec.name}: the wires and drivers leave no usable conductance range "
+                     f"(reachable {floor:.3g}..{float(np.max(reach)):.3g} S); use smaller tiles or lower "
+                     "r_wire / r_driver")
+
+
+def reachable_scale(spec: TileSpec, g_target: np.ndarray | None = None, calibration: object | None = None,
+                    threads: int | None = SWEEP_THREADS) -> tuple[float, float]:
+    """(scale, floor (S)) of a target transfer that tile `spec` can reach with
+    devices in [g_min, g_max], with the devices at `g_target` (default the
+    tile's): the floor just above the largest transfer of a g_min device
+    (every target at the floor is then reachable from g_min up), the scale
+    MARGIN times the smallest span (reach at g_max) - floor over g_max - g_min
+    (`_scale_floor`). `compensate_tile` lowers the scale further when a device
+    still ends at g_max short of its target."""
+    g = spec.conductance if g_target is None else np.asarray(g_target, dtype=float)
+    return _scale_floor(spec, _State.at(spec, g, calibration, threads), calibration)
+
+
+def compensate_tile(spec: TileSpec, g_target: np.ndarray | None = None, *, scale: float | None = None,
+                    floor: float | None = None, levels: int | None = None, calibration: object | None = None,
+                    rtol: float = RTOL, max_steps: int = MAX_STEPS,
+                    threads: int | None = SWEEP_THREADS) -> Compensation:
+    """Device conductances for tile `spec` whose actual transfer matches
+    floor + scale * (g_target - g_min) (see the module docstring).
+
+    Args:
+        spec: the tile (wires, drivers, access, TIA; its conductances are the
+            default `g_target`).
+        g_target: (R, C) the ideal array's device conductances (S).
+        scale, floor: fix the target's scale (1) and floor (S); default
+            `reachable_scale` (lowered while devices end at g_max short of their target).
+        levels: device levels (2..64) to snap to; None: continuous.
+        calibration: access calibration (`cosim.fast.calibration.Calibration`)
+            of the linear path; None: the triode small-signal access.
+        rtol: relative residual at which Gauss-Newton stops.
+        max_steps: Gauss-Newton steps at most.
+        threads: torch threads of the structured solves and Jacobian products.
+    """
+    from cosim.fast.structured import torch_threads
+
+    start = time.perf_counter()
+    g_t = np.asarray(spec.conductance if g_target is None else g_target, dtype=float)
+    g_min, g_max = spec.device.g_min, spec.device.g_max
+    if g_t.shape != spec.conductance.shape:
+        raise InputError(f"tile {spec.name}: g_target has shape {g_t.shape}, the tile {spec.conductance.shape}")
+    if np.any(g_t < g_min * (1 - 1e-9)) or np.any(g_t > g_max * (1 + 1e-9)):
+        raise InputError(f"tile {spec.name}: target conductances must lie in [g_min, g_max] = "
+                         f"[{g_min:.6g}, {g_max:.6g}] S")
+    if levels is not None and not (isinstance(levels, (int, np.integer)) and 2 <= levels <= 64):
+        raise InputError(f"levels must be an integer from 2 to 64, got {levels!r}")
+    g_t = np.clip(g_t, g_min, g_max)
+    with torch_threads(threads):
+        state = _State.at(spec, g_t, calibration, threads)
+        uncompensated = float(np.linalg.norm(state.transfer - g_t)) / (float(np.linalg.norm(g_t - g_min)) or 1.0)
+        fixed_scale, fixed_floor = scale is not None, floor is not None
+        est_scale, est_floor = _scale_floor(spec, state, calibration)
+        scale = est_scale if scale is None else float(scale)
+        floor = est_floor if floor is None else float(floor)
+        steps = rounds = 0
+        while True:
+            target = floor + scale * (g_t - g_min)
+            norm = float(np.linalg.norm(target - floor)) or 1.0
+            state, taken = _gauss_newton(spec, state, target, norm, calibration, rtol, max_steps - steps, threads)
+            steps += taken
+            if steps >= max_steps or state.cost / norm <= rtol:
+                break
+            short = (state.g >= g_max) & (state.transfer < target) & (target > floor)  # at g_max, below it
+            over = (state.g <= g_min) & (state.transfer > target)  # at g_min, above it (sneak paths grew)
+            adapt_floor, adapt_scale = over.any() and not fixed_floor, short.any() and not fixed_scale
+            if not (adapt_floor or adapt_scale) or rounds == ADAPT_ROUNDS:
+                break
+            rounds += 1
+            if adapt_floor:  # raise the floor to what those devices carry
+                floor = float(np.max(state.transfer[over])) * FLOOR_MARGIN
+            if adapt_scale:  # lower the scale to what those devices reach
+                reach = float(np.min((state.transfer[short] - floor) / (target[short] - floor)))
+                scale *= max(0.5, min(reach, 0.999)) * MARGIN
+        g = state.g
+        if levels is not None:
+            g = snap_levels(g, levels, g_min, g_max)
+            state = _State.at(spec, g, calibration, threads)
+        cost = float(np.linalg.norm(state.transfer - target))
+    return Compensation(g, target, float(scale), float(floor), cost / norm, uncompensated, steps,
+                        time.perf_counter() - start)
+
+
+@dataclass
+class _State:
+    """Devices g (R, C) (S), their cells' slope d g_cell / d g (1), the
+    transfer (S), V of `sensitivities`, its A on demand (`adjoint`), and the
+    residual norm `cost` (S) against the target it was last measured on."""
+
+    g: np.ndarray
+    slope: np.ndarray
+    transfer: np.ndarray
+    volts: np.ndarray
+    later: Callable[[], np.ndarray]
+    cost: float = float("inf")
+    _adjoint: np.ndarray | None = field(default=None, repr=False)
+
+    @classmethod
+    def at(cls, spec: TileSpec, g: np.ndarray, calibration: object | None, threads: int | None) -> "_State":
+        cell, slope = cell_and_slope(spec, g, calibration)
+        transfer, volts, later = network_sensitivities(spec, cell, threads)
+        return cls(g, slope, transfer, volts, later)
+
+    @property
+    def adjoint(self) -> np.ndarray:
+        """A (C, R, C) of `sensitivities`, solved on first use."""
+        if self._adjoint is None:
+            self._adjoint = self.later()
+        return self._adjoint
+
+    @property
+    def own(self) -> np.ndarray:
+        """dT[k, l] / dg_cell[k, l]: each cell's own attenuation (1)."""
+        return np.einsum("kkl,lkl->kl", self.volts, self.adjoint)
+
+
+def _gauss_newton(spec: TileSpec, state: _State, target: np.ndarray, floor_norm: float,
+                  calibration: object | None, rtol: float, max_steps: int,
+                  threads: int | None) -> tuple[_State, int]:
+    """Projected Gauss-Newton from `state` towards `target` (R, C) (S) until
+    ||T - target|| < rtol * floor_norm (S): (final state, steps)."""
+    g_min, g_max = spec.device.g_min, spec.device.g_max
+    state.cost = float(np.linalg.norm(state.transfer - target))
+    steps = 0
+    while state.cost / floor_norm > rtol and steps < max_steps:
+        steps += 1
+        residual = state.transfer - target
+        jac = _Jacobian(state.volts, state.adjoint, state.slope, np.ones(state.g.shape, dtype=bool))
+        gradient = jac.apply_t(residual)  # J^T r: where the cost falls if g rises
+        free = ~(((state.g <= g_min) & (gradient > 0)) | ((state.g >= g_max) & (gradient < 0)))
+        jac.restrict(free)
+        relative = state.cost / floor_norm
+        dg = _cgls(jac, -residual, free, tol=min(1e-2, max(relative, 1e-6)))
+        for _ in range(BACKTRACKS):  # backtracking on the projected step
+            trial = _State.at(spec, np.clip(state.g + dg, g_min, g_max), calibration, threads)
+            cost = float(np.linalg.norm(trial.transfer - target))
+            if cost < state.cost:
+                stalled = cost > STALL * state.cost and not free.all()
+                trial.cost = cost
+                state = trial
+                break
+            dg = 0.5 * dg
+        else:
+            break
+        if stalled:  # bounds hold the rest: a caller's floor or scale has to move
+            break
+    return state, steps
