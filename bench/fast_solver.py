@@ -23,6 +23,24 @@ Table 2 (1T1R, access NMOS): both device presets, ngspice `.op` vs the
 exact Newton (chord iteration, batched) and the calibrated linear model
 (sign-split), with the uncalibrated small-signal model for reference.
 
+Table 3 (1T1R in batches): both device presets at N = 128, 256, 512, the
+exact operating point of a whole batch by the batched solver
+(`cosim.fast.batched_newton`: factor + solve, seconds and ms per vector,
+mean steps per vector), its error against the full Newton (sparse LU per
+vector, on 2 vectors), the chord iteration it replaces (CG on the chains,
+timed on 4 vectors and scaled to the batch), the corrected path
+(`cosim.fast.corrected`: maps + apply, apply alone, error against exact)
+and the ideal matmul v @ G on the same batch (best of 20), with the ratios
+corrected apply / ideal and exact / ideal. Batches: 1000 vectors at 128,
+250 at 256, 50 at 512 (the exact solver costs ~R C^2 per vector).
+
+Table 4 (preparation of many tiles): the transfer matrices of --prep-tiles
+random 128 x 128 1T1R tiles (seed-000 devices, small-signal access) on 2
+worker threads, the numpy/LAPACK sweep (`transfer_matrix`, what
+`cosim.convert` uses) against the torch sweep it replaced
+(`structured.transfer_structured`), taking turns so both see the same load;
+the ratio scales the 1425 tiles of ResNet-18 (bench/networks.py).
+
 Scaling: time and peak memory (RSS above the interpreter's baseline, each
 N in its own process) of the transfer matrix (N = 64..512), and of one input
 vector without it: the linear network by CG, and a 1T1R tile's exact
@@ -125,6 +143,82 @@ def bench_nmos(n: int, preset: str, calibration: str, batch: int = 2, seed: int 
             "small_signal_err": rel_err(small_signal, ref.current)}
 
 
+def bench_batched(n: int, preset: str, batch: int, seed: int = 3) -> dict:
+    """One row of table 3."""
+    from cosim.fast.newton import newton_currents
+
+    spec, rng = random_tile(n, PRESETS[preset], seed, access="nmos")
+    v = rng.uniform(-0.3, 0.3, size=(batch, n))
+    start = time.perf_counter()
+    tile = prepare(spec, nonlinear="newton")
+    factor_s = time.perf_counter() - start
+    from cosim.fast.batched_newton import batched_nodes
+    from cosim.fast.newton import NEWTON_VTOL
+
+    start = time.perf_counter()
+    exact, _, steps = batched_nodes(tile.factor, v, NEWTON_VTOL)
+    solve_s = time.perf_counter() - start
+    full = newton_currents(spec, v[:2])
+    few = min(batch, 4)
+    start = time.perf_counter()
+    prepare(spec, nonlinear="newton", method="iterative").currents(v[:few])
+    chord_s = (time.perf_counter() - start) * batch / few
+    start = time.perf_counter()
+    corrected = prepare(spec, nonlinear="corrected")
+    maps_s = time.perf_counter() - start
+    apply_s = best_time(lambda: corrected.currents(v), 3)
+    g = spec.conductance
+    ideal_s = best_time(lambda: v @ g, 20)
+    return {"n": n, "preset": preset, "batch": batch, "factor_s": factor_s, "exact_s": factor_s + solve_s,
+            "exact_ms_per_vector": 1e3 * (factor_s + solve_s) / batch, "mean_steps": float(steps.mean()),
+            "exact_err_vs_full_newton": rel_err(exact[:2], full), "chord_cg_s_scaled": chord_s,
+            "corrected_maps_s": maps_s, "corrected_apply_s": apply_s,
+            "corrected_err": rel_err(corrected.currents(v), exact), "linear_err": rel_err(v @ corrected.transfer, exact),
+            "ideal_s": ideal_s, "corrected_over_ideal": apply_s / ideal_s,
+            "exact_over_ideal": (factor_s + solve_s) / ideal_s}
+
+
+BATCHED_HEADER = (f"{'N':>5} {'preset':>8} {'B':>5} {'exact s':>8} {'ms/vec':>7} {'steps':>6} {'err vs Newton':>13} "
+                  f"{'CG chord s':>10} {'corr maps s':>11} {'corr apply s':>12} {'corr err':>9} {'linear err':>10} "
+                  f"{'ideal s':>9} {'corr/ideal':>10} {'exact/ideal':>11}")
+
+
+def batched_line(r: dict) -> str:
+    return (f"{r['n']:>5} {r['preset']:>8} {r['batch']:>5} {r['exact_s']:>8.3f} {r['exact_ms_per_vector']:>7.3f} "
+            f"{r['mean_steps']:>6.2f} {r['exact_err_vs_full_newton']:>13.1e} {r['chord_cg_s_scaled']:>10.1f} "
+            f"{r['corrected_maps_s']:>11.3f} {r['corrected_apply_s']:>12.4f} {r['corrected_err']:>9.1e} "
+            f"{r['linear_err']:>10.1e} {r['ideal_s']:>9.2e} {r['corrected_over_ideal']:>10.0f} "
+            f"{r['exact_over_ideal']:>11.0f}")
+
+
+def bench_prep(count: int, workers: int = 2) -> dict:
+    """Table 4: seconds to prepare `count` 128 x 128 transfer matrices on
+    `workers` threads, numpy sweep vs torch sweep (best of 2 rounds each)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cosim.fast.prepared import cell_conductance
+    from cosim.fast.structured import blas_threads, torch_threads, transfer_structured
+
+    cells = [cell_conductance(random_tile(128, PRESETS["seed000"], 100 + k, access="nmos")[0])
+             for k in range(count)]
+
+    def numpy_sweep(g: np.ndarray) -> np.ndarray:
+        return prepare(TileSpec(g, r_wire=R_WIRE, r_driver=R_DRIVER), threads=None).transfer
+
+    def torch_sweep(g: np.ndarray) -> np.ndarray:
+        return transfer_structured(g, R_WIRE, R_DRIVER, threads=None)
+
+    times = {"numpy": float("inf"), "torch": float("inf")}
+    with torch_threads(1), blas_threads(1), ThreadPoolExecutor(workers) as pool:
+        for _ in range(2):
+            for name, fn in (("numpy", numpy_sweep), ("torch", torch_sweep)):
+                start = time.perf_counter()
+                list(pool.map(fn, cells))
+                times[name] = min(times[name], time.perf_counter() - start)
+    return {"tiles": count, "workers": workers, "numpy_s": times["numpy"], "torch_s": times["torch"],
+            "ratio": times["numpy"] / times["torch"], "load": os.getloadavg()[0]}
+
+
 def _status_kib(field: str) -> int:
     """A memory field of /proc/self/status (KiB)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -194,6 +288,9 @@ def main() -> int:
     parser.add_argument("--spice-128", action="store_true", help="run ngspice at 128 too (~2 min)")
     parser.add_argument("--no-nmos", action="store_true", help="skip table 2 (1T1R)")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling measurements")
+    parser.add_argument("--prep-tiles", type=int, default=64, help="tiles of table 4 (0 skips it)")
+    parser.add_argument("--batched-sizes", default="128,256,512",
+                        help="N of table 3 (1T1R in batches; empty to skip) (default %(default)s)")
     parser.add_argument("--scaling-sizes", default="64,128,256,512", help="N of the scaling runs (default %(default)s)")
     parser.add_argument("--iterative-max", type=int, default=1024,
                         help="also time one vector by CG at this N (default %(default)s)")
@@ -226,6 +323,25 @@ def main() -> int:
                     print(f"{n:>5} {preset:>8} {r['ngspice_s']:>10.3f} {r['newton_s']:>9.4f} "
                           f"{r['newton_err']:>11.1e} {r['calibrated_s']:>8.4f} {r['calibrated_err']:>10.1e} "
                           f"{r['small_signal_err']:>14.1e}", flush=True)
+    batched = []
+    sizes3 = [int(s) for s in args.batched_sizes.split(",") if s.strip()]
+    if sizes3:
+        print(f"\nTable 3: 1T1R in batches (exact batched solver, corrected path, ideal matmul); "
+              f"load {os.getloadavg()[0]:.2f}")
+        print(BATCHED_HEADER)
+        for n in sizes3:
+            for preset in PRESETS:
+                batched.append(bench_batched(n, preset, {128: 1000, 256: 250}.get(n, 50)))
+                print(batched_line(batched[-1]), flush=True)
+        print(f"load {os.getloadavg()[0]:.2f}")
+    prep = None
+    if args.prep_tiles:
+        prep = bench_prep(args.prep_tiles)
+        print(f"\nTable 4: {prep['tiles']} transfer matrices of 128 x 128 on {prep['workers']} threads: numpy "
+              f"sweep {prep['numpy_s']:.2f} s, torch sweep {prep['torch_s']:.2f} s, numpy / torch "
+              f"{prep['ratio']:.2f} (load {prep['load']:.2f}); ResNet-18's 1425 tiles at this rate: "
+              f"{1425 / prep['tiles'] * prep['numpy_s']:.1f} s (numpy), {1425 / prep['tiles'] * prep['torch_s']:.1f} s "
+              "(torch)", flush=True)
     scaling = []
     if not args.no_scaling:
         sizes = [int(s) for s in args.scaling_sizes.split(",")]
@@ -242,7 +358,11 @@ def main() -> int:
                                                  for r in others), flush=True)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"env": env, "linear": linear, "nmos": nmos, "scaling": scaling}, indent=2))
+    env["load_avg_at_end"] = os.getloadavg()
+    print(f"load at end {env['load_avg_at_end'][0]:.2f}")
+    out.write_text(json.dumps({"env": env, "linear": linear, "nmos": nmos, "batched": batched, "prep": prep,
+                               "scaling": scaling},
+                              indent=2))
     print(f"\nwrote {out}")
     return 0
 

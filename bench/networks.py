@@ -2,7 +2,8 @@
 through cosim with IR drop on every tile, against float PyTorch in the same run.
 
     python bench/networks.py [--batch 64] [--tile 128] [--width 64] [--engine fast|ideal]
-                             [--precision float32|float64] [--workers N] [--profile K] [--json FILE]
+                             [--nonlinear linear|corrected] [--precision float32|float64]
+                             [--workers N] [--profile K] [--json FILE]
 
 Committed results (2 shared cores, other jobs running; the load average is
 in each JSON): bench/results/networks.json (`--width 16`: 133 tiles) and
@@ -10,9 +11,12 @@ bench/results/networks_full_width.json (`--width 64`: all 1425 tiles
 prepared with IR drop).
 
 Every Conv2d/Linear runs on the fast solver (1 ohm wire segments, 10 ohm
-drivers, 1T1R access at its small-signal resistance, 8-bit DAC and ADC of
-preset seed000_vteam). Reports the one-time preparation (programming every
-tile and computing its transfer matrix, on --workers threads), seconds per
+drivers, 1T1R access at its small-signal resistance (`--nonlinear linear`,
+the default here: the corrected path's maps, 42 MiB per 128 x 128 tile,
+would need ~60 GB for the 1425 tiles; `cosim.convert` gives them to the
+first 2 GiB of matrices only), 8-bit DAC and ADC of preset seed000_vteam).
+Reports the one-time preparation (programming every tile and computing its
+transfer matrix, on --workers threads), seconds per
 image of the prepared twin and of the float model (best of --repeat forward
 passes of one batch each, the two models alternating so that both see the
 same machine load), tile count, peak resident memory, the relative error of
@@ -72,7 +76,7 @@ def operator_profile(model: torch.nn.Module, x: torch.Tensor, top: int) -> dict[
 
 
 def run(batch: int, tile: int, width: int, repeat: int, preset: str, engine: str = "fast",
-        precision: str = "float32", workers: int = 1, profile_top: int = 0) -> dict:
+        precision: str = "float32", workers: int = 1, profile_top: int = 0, nonlinear: str = "linear") -> dict:
     """Convert, time and compare one ResNet-18 + CBAM; the result row (s, MiB, 1)."""
     load_before = os.getloadavg()
     torch.manual_seed(0)
@@ -82,7 +86,8 @@ def run(batch: int, tile: int, width: int, repeat: int, preset: str, engine: str
         reference = model(x)
     float_rss = peak_rss_mib()
     start = time.perf_counter()
-    twin = cosim.convert(model, preset=preset, tile=tile, engine=engine, precision=precision, workers=workers)
+    twin = cosim.convert(model, preset=preset, tile=tile, engine=engine, precision=precision, workers=workers,
+                         nonlinear=nonlinear)
     prepare_s = time.perf_counter() - start
     prepared_rss = peak_rss_mib()
     load_prepared = os.getloadavg()
@@ -94,7 +99,7 @@ def run(batch: int, tile: int, width: int, repeat: int, preset: str, engine: str
     return {"network": "ResNet-18 + CBAM (seed 000 shape, random weights)", "width": width,
             "input": [batch, *RESNET_INPUT], "tile": tile, "preset": preset,
             "engine": "fast (IR drop on every tile)" if engine == "fast" else f"{engine} (no IR drop)",
-            "precision": precision, "prepare_workers": workers,
+            "precision": precision, "prepare_workers": workers, "nonlinear": nonlinear,
             "tiles": len(cache.records), "matrices": len(cache.banks),
             "parameters": sum(p.numel() for p in model.parameters()),
             "prepare_s": prepare_s, "float_s_per_image": float_s / batch, "cosim_s_per_image": cosim_s / batch,
@@ -117,7 +122,8 @@ def table(r: dict) -> str:
             ("load average (1 min): start / prepared / end",
              " / ".join(f"{r['load_average_1_5_15'][k][0]:.2f}" for k in ("start", "prepared", "end")))]
     head = (f"{r['network']}, width {r['width']}, batch {r['input'][0]} x {r['input'][1:]}, tile {r['tile']}, "
-            f"preset {r['preset']}, {r['engine']}, {r['precision']}, {r['torch_threads']} threads, "
+            f"preset {r['preset']}, {r['engine']}, nonlinear {r.get('nonlinear', 'linear')}, {r['precision']}, "
+            f"{r['torch_threads']} threads, "
             f"preparation on {r['prepare_workers']} threads")
     lines = [head, "", "| quantity | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
     if r["profile_s"]:
@@ -136,6 +142,8 @@ def main() -> None:
     parser.add_argument("--engine", choices=("fast", "ideal"), default="fast",
                         help="ideal: same matrix shapes and converters without IR drop (times the forward "
                              "path without the preparation)")
+    parser.add_argument("--nonlinear", choices=("linear", "corrected"), default="linear",
+                        help="access NMOS on the fast engine (default linear: see the module docstring)")
     parser.add_argument("--precision", choices=("float32", "float64"), default="float32",
                         help="arithmetic of the prepared forward pass")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
@@ -145,7 +153,7 @@ def main() -> None:
     parser.add_argument("--json", default="bench/results/networks.json")
     args = parser.parse_args()
     result = run(args.batch, args.tile, args.width, args.repeat, args.preset, args.engine, args.precision,
-                 args.workers, args.profile)
+                 args.workers, args.profile, args.nonlinear)
     print(table(result))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

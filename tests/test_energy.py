@@ -132,6 +132,30 @@ def test_tile_result_holds_power(tmp_path, capsys) -> None:
         assert list(h5["power_parts"].attrs["parts"]) == ["devices", "wires", "drivers", "tia_input"]
 
 
+def test_tile_1t1r_power_comes_from_the_same_exact_solve(tmp_path) -> None:
+    """`cosim tile --engine fast --access nmos` solves once (`solve_with_power`, in chunks of
+    POWER_CHUNK vectors): its currents equal `solve_fast`'s and its power `tile_power`'s."""
+    from cosim.core.tile import TileSpec
+    from cosim.fast import power as fast_power
+    from cosim.fast.prepared import solve_fast
+
+    rng = np.random.default_rng(7)
+    g = rng.uniform(1 / 12e3, 1 / 1e3, (6, 5))
+    v = rng.uniform(-0.3, 0.3, (fast_power.POWER_CHUNK + 5, 6))  # two chunks, the second short
+    np.save(tmp_path / "G.npy", g)
+    np.save(tmp_path / "V.npy", v)
+    out = tmp_path / "t.h5"
+    assert main(["tile", "--conductance", str(tmp_path / "G.npy"), "--voltage", str(tmp_path / "V.npy"),
+                 "--engine", "fast", "--access", "nmos", "--r-wire", "1", "--r-driver", "10",
+                 "--out", str(out)]) == 0
+    spec = TileSpec(conductance=g, r_wire=1.0, r_driver=10.0, access="nmos")
+    reference = fast_power.tile_power(spec, v)
+    with h5py.File(out) as h5:
+        np.testing.assert_allclose(h5["current"][()], solve_fast(spec, v).current, rtol=1e-9, atol=0)
+        np.testing.assert_allclose(h5["power"][()], reference.total, rtol=1e-9, atol=0)
+        np.testing.assert_allclose(h5["power_parts"][()], reference.stacked(), rtol=1e-8, atol=1e-18)
+
+
 def test_twin_row_statistics_match_the_simulated_tiles() -> None:
     """The evaluate hooks (per-row sums of v^2 from the feature map) equal the
     sums over the im2col reads the simulation's tiles actually answered."""

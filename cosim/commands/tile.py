@@ -70,16 +70,22 @@ def run(args: argparse.Namespace) -> int:
     transient = disturb = ratio = None
     if args.transient:
         result, transient, disturb = run_transient_read(spec, v, args)
-    else:
-        options = {"timeout_s": args.timeout, "spice": args.spice} if args.engine == "spice" else {}
-        if args.engine == "fast" and args.calibration:
-            options["calibration"] = args.calibration
-        result = solve(spec, v, engine=args.engine, **options)
     from cosim.analysis.read_power import power_engine, power_line, read_power
 
     # The DC read power (W) of each vector: a transient read reports the fast solver's operating point.
     power_on = power_engine(spec, "fast" if args.transient else args.engine)
-    power = read_power(spec, v, power_on, spice=args.spice, timeout_s=args.timeout)
+    power = None
+    if not args.transient and args.engine == "fast" and not args.calibration and spec.access == "nmos":
+        from cosim.fast.power import solve_with_power
+
+        result, power = solve_with_power(spec, v)  # one exact solve gives currents and power
+    elif not args.transient:
+        options = {"timeout_s": args.timeout, "spice": args.spice} if args.engine == "spice" else {}
+        if args.engine == "fast" and args.calibration:
+            options["calibration"] = args.calibration
+        result = solve(spec, v, engine=args.engine, **options)
+    if power is None:
+        power = read_power(spec, v, power_on, spice=args.spice, timeout_s=args.timeout)
     if args.irdrop:
         ratio = irdrop_map(spec, v, engine=args.engine, timeout_s=args.timeout,
                            calibration=args.calibration if args.engine == "fast" else None)

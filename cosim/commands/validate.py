@@ -6,8 +6,10 @@ conductances span the preset's device range) with the preset's wire and
 driver resistances, driven by --batch random input vectors uniform in
 +-v_read. Errors are max |fast - ngspice| / max |ngspice| over the tile's
 column currents (`cosim.analysis.spotcheck.relative_errors`). 'fast' is the solver's
-default (exact level-1 NMOS operating point with access); 'fast linear' is
-the transfer-matrix path `cosim.convert` uses (small-signal access).
+default (exact level-1 NMOS operating point with access); 'fast corrected'
+is the path `cosim.convert` uses for 1T1R tiles (small-signal transfer plus
+batched correction terms, `cosim.fast.corrected`); 'fast linear' the plain
+transfer matrix (small-signal access).
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def validate_case(preset: Preset, size: int, access: str, batch: int, seed: int,
     row = {"preset": preset.name, "access": access, "size": size, "vectors": batch,
            "r_wire_ohm": preset.r_wire, "r_driver_ohm": preset.r_driver,
            "ngspice_s": ref.wall_s, "max_current_a": float(np.max(np.abs(ref.current)))}
-    paths = [("fast", "auto", None), ("fast_linear", "linear", None), ("fast_cal", "linear", calibration)]
+    paths = [("fast", "auto", None), ("fast_corrected", "corrected", None), ("fast_linear", "linear", None),
+             ("fast_cal", "linear", calibration)]
     for label, nonlinear, cal in paths:
         if label != "fast" and (access == "none" or (label == "fast_cal" and cal is None)):
             continue  # identical to 'fast' without an access device
@@ -106,24 +109,31 @@ def markdown(rows: list[dict], command: str) -> str:
              "One N x N tile per row: random VTEAM states spanning the preset's device range, the "
              "preset's wire and driver resistances, random inputs in +-v_read. Error = max |fast - "
              "ngspice| / max |ngspice| over all column currents. `fast`: the solver's default (exact "
-             "level-1 access NMOS by chord Newton; plain transfer matrix without access). `fast linear`: "
-             "the transfer-matrix path `cosim.convert` uses by default (small-signal access resistance). "
+             "level-1 access NMOS, batched; plain transfer matrix without access). `fast corrected`: the "
+             "path `cosim.convert` uses for 1T1R tiles by default (small-signal transfer plus batched "
+             "correction terms, `cosim.fast.corrected`). `fast linear`: the plain transfer matrix "
+             "(small-signal access resistance). "
              "`fast calibrated`: the same with the ngspice-fitted access calibration "
              "(`cosim.analysis.nmos_calibration`, one per preset; pass `calibration=` to convert). Times are "
              "wall seconds for all vectors (fast: preparation + solve) on the machine that ran this, "
              "and move with its load; bench/fast_solver.py times the solver alone.", "",
-             "| preset | access | N | vectors | ngspice s | fast s | fast max err | fast linear s | "
-             "fast linear max err | fast calibrated max err | VACASK s | VACASK max err vs ngspice |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| preset | access | N | vectors | ngspice s | fast s | fast max err | fast corrected s | "
+             "fast corrected max err | fast linear s | fast linear max err | fast calibrated max err | "
+             "VACASK s | VACASK max err vs ngspice |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         def cell(key: str, fmt: str) -> str:
             """One table cell: the value formatted, or a dash when missing."""
             return format(r[key], fmt) if key in r else "-"
         fast_s = r["fast_prepare_s"] + r["fast_solve_s"]
-        lin_s = (f"{r['fast_linear_prepare_s'] + r['fast_linear_solve_s']:.3f}"
-                 if "fast_linear_prepare_s" in r else "-")
+        def seconds(label: str) -> str:
+            """Preparation + solve seconds of one path, or a dash."""
+            key = f"{label}_prepare_s"
+            return f"{r[key] + r[f'{label}_solve_s']:.3f}" if key in r else "-"
+        lin_s = seconds("fast_linear")
         lines.append(f"| {r['preset']} | {r['access']} | {r['size']} | {r['vectors']} | {r['ngspice_s']:.2f} | "
-                     f"{fast_s:.3f} | {r['fast_max_rel']:.2e} | {lin_s} | {cell('fast_linear_max_rel', '.2e')} | {cell('fast_cal_max_rel', '.2e')} | "
+                     f"{fast_s:.3f} | {r['fast_max_rel']:.2e} | {seconds('fast_corrected')} | "
+                     f"{cell('fast_corrected_max_rel', '.2e')} | {lin_s} | {cell('fast_linear_max_rel', '.2e')} | {cell('fast_cal_max_rel', '.2e')} | "
                      f"{cell('vacask_s', '.2f')} | {cell('vacask_max_rel', '.2e')} |")
     return "\n".join(lines) + "\n"
 

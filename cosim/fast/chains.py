@@ -64,7 +64,8 @@ def _chain_inverse(h: np.ndarray, w: float) -> tuple[np.ndarray | None, np.ndarr
     return None, None, side, k_diag[:, first] * np.exp(-gap)
 
 
-def _row_blocks(g: np.ndarray, g_wire: float, g_driver: float | None) -> tuple[np.ndarray, np.ndarray]:
+def _row_blocks(g: np.ndarray, g_wire: float, g_driver: float | None,
+                upper_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Column-node blocks of rows after their row chains are eliminated.
 
     Args:
@@ -72,6 +73,8 @@ def _row_blocks(g: np.ndarray, g_wire: float, g_driver: float | None) -> tuple[n
         g_wire: wire segment conductance (S), finite.
         g_driver: driver conductance (S), or None when the DAC drives node
             (i, 0) directly (r_driver = 0: that node is pinned to v_i).
+        upper_only: only the upper triangle of D is needed (LAPACK's
+            upper Cholesky reads nothing else); the lower holds other values.
 
     Returns:
         D (n, C, C): each row's cell conductances seen from its column nodes,
@@ -82,7 +85,7 @@ def _row_blocks(g: np.ndarray, g_wire: float, g_driver: float | None) -> tuple[n
     first = 0 if g_driver is not None else 1  # first free row node
     free = g[:, first:]
     m = free.shape[1]
-    d = np.zeros((n, cols, cols))
+    d = (np.empty if upper_only and first == 0 else np.zeros)((n, cols, cols))
     u = np.zeros((n, cols))
     if m > 0:
         extra = np.zeros_like(free)
@@ -92,8 +95,11 @@ def _row_blocks(g: np.ndarray, g_wire: float, g_driver: float | None) -> tuple[n
         if k is None:
             a, b = free * left, free * right  # (G K G)_jk = a_j b_k for j <= k
             upper = np.triu(np.ones((m, m), dtype=bool))
-            outer = a[:, :, None] * b[:, None, :]  # valid for j <= k; its transpose below
-            np.negative(np.where(upper, outer, outer.transpose(0, 2, 1)), out=block)
+            if upper_only:
+                np.multiply(a[:, :, None], -b[:, None, :], out=block)  # valid for j <= k
+            else:
+                outer = a[:, :, None] * b[:, None, :]  # valid for j <= k; its transpose below
+                np.negative(np.where(upper, outer, outer.transpose(0, 2, 1)), out=block)
             k_diag, k_col0 = left * right, left[:, :1] * right
         else:
             np.negative(free[:, :, None] * k * free[:, None, :], out=block)

@@ -40,7 +40,6 @@ is ||T(G) - T*||_F / ||T* - floor||_F of what is programmed.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field

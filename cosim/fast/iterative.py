@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import lapack
 
 from cosim.core.errors import CosimError
 
@@ -38,6 +37,8 @@ CG_MAX_STEPS = 5000
 def _chain_factor(diag: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """L D L^T factors (LAPACK pttrf) of a symmetric positive definite
     tridiagonal matrix given by its diagonal (n,) and off-diagonal (n-1,) (S)."""
+    from scipy.linalg import lapack  # here, not at import: scipy.linalg costs ~0.1-0.2 s of start-up
+
     if diag.size == 1:  # pttrf refuses an empty off-diagonal
         if not diag[0] > 0:
             raise CosimError("tile chain matrix is not positive definite; check for zero conductances")
@@ -53,6 +54,8 @@ def _chain_solve(factor: tuple[np.ndarray, np.ndarray], rhs: np.ndarray) -> np.n
     """Solve the factored tridiagonal system for rhs (n, k) (A -> V)."""
     if factor[0].size == 1:
         return rhs / factor[0][0]
+    from scipy.linalg import lapack
+
     out, info = lapack.dpttrs(factor[0], factor[1], rhs)
     if info != 0:
         raise CosimError(f"tile chain solve failed (pttrs info {info})")

@@ -4,12 +4,11 @@ graph, and chord Newton for whole batches on a factored small-signal network.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from cosim.core import peripherals
 from cosim.core.errors import CosimError
@@ -32,8 +31,14 @@ NEWTON_MAX_ITER = 60
 
 
 def access_card(path: str | Path | None = None) -> dict[str, float]:
-    """Parameters of the access NMOS card (models/nmos_access.lib by default)."""
-    return peripherals.read_model_card(path or resource_path("models", "nmos_access.lib"))
+    """Parameters of the access NMOS card (models/nmos_access.lib by default;
+    read once per path, a fresh copy each call)."""
+    return dict(_read_card(str(path or resource_path("models", "nmos_access.lib"))))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_card(path: str) -> dict[str, float]:
+    return peripherals.read_model_card(path)
 
 
 def _nmos_current_and_slopes(vds: np.ndarray, vgs: np.ndarray, width: float, length: float,
@@ -63,6 +68,9 @@ def _newton_points(spec: TileSpec, graph: NodalGraph, v_dac: np.ndarray, card: d
     The NMOS: drain at the memristor, source on the column, gate at
     v_wordline, bulk at ground, with gmin from drain and source to ground.
     """
+    import scipy.sparse as sp  # here, not at import: ~0.1 s of start-up for callers that never need it
+    import scipy.sparse.linalg as spla
+
     n = spec.nmos
     lap = graph.laplacian.tocsr()
     nu = graph.n_unknown

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from cosim.core.tile import TileSpec
 from cosim.fast.tia import tia_termination
+
+if TYPE_CHECKING:  # scipy.sparse is imported where it is used: it costs ~0.1 s of start-up
+    import scipy.sparse as sp
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,8 @@ def nodal_graph(spec: TileSpec, g_cell: np.ndarray, with_nmos: bool, gmin: float
     new[order] = np.arange(order.size)
     a, b = new[a], new[b]
     n = order.size
+    import scipy.sparse as sp
+
     lap = sp.coo_matrix((np.concatenate([gv, gv, -gv, -gv]),
                          (np.concatenate([a, b, a, b]), np.concatenate([a, b, b, a]))), shape=(n, n)).tocsr()
     offset = unknown.size
@@ -128,6 +133,8 @@ def transfer_splu(spec: TileSpec, g_cell: np.ndarray) -> np.ndarray:
     With L the Laplacian, u the unknown nodes, s the sources and t the TIA
     inputs: T = -(L_st - L_su L_uu^{-1} L_ut), one solve per column (adjoint).
     """
+    import scipy.sparse.linalg as spla
+
     graph = nodal_graph(spec, g_cell, with_nmos=False)
     lap = graph.laplacian.tocsc()
     n = graph.n_unknown
@@ -146,6 +153,8 @@ def graph_node_voltages(spec: TileSpec, g_cell: np.ndarray, v_dac: np.ndarray
     """Row and column node voltages (B, R, C) (V) of the linear network with
     whole-cell conductances g_cell (R, C) (S), by sparse LU (any r_wire,
     r_driver); also returns the graph."""
+    import scipy.sparse.linalg as spla
+
     graph = nodal_graph(spec, g_cell, with_nmos=False)
     lap = graph.laplacian.tocsc()
     nu = graph.n_unknown

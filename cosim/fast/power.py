@@ -15,14 +15,18 @@ Two ways, equal to rounding on linear tiles:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import scipy.sparse.linalg as spla
 
 from cosim.core.tile import TileSpec
 from cosim.core.tile_power import PARTS, TilePower, as_batch, edge_drops, power_from_nodes
 from cosim.fast.nodal import nodal_graph
 from cosim.fast.structured import factor_structured
 from cosim.fast.tia import tia_termination
+
+if TYPE_CHECKING:
+    from cosim.core.results import TileResult
 
 __all__ = ["PARTS", "LinearNodes", "TilePower", "admittance_parts", "moment_power", "power_from_nodes",
            "quadratic_power", "row_model_power", "summed_power", "tile_power"]
@@ -46,6 +50,8 @@ class LinearNodes:
             lap = self.graph.laplacian.tocsc()
             nu = self.graph.n_unknown
             self.lap = lap
+            import scipy.sparse.linalg as spla
+
             self.lu = spla.splu(lap[:nu, :nu].tocsc(), permc_spec="MMD_AT_PLUS_A") if nu else None
 
     def nodes(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -199,3 +205,48 @@ def tile_power(spec: TileSpec, v_dac: np.ndarray, *, exact_access: bool = True) 
     tile = prepare(spec, nonlinear="newton", method=choose_method(spec, v.shape[0]))
     row, col, mid = tile.node_voltages(v)
     return power_from_nodes(spec, v, row, col, mid)
+
+
+#: Vectors per fused solve-and-power step of `solve_with_power`: the node arrays of one
+#: step (3 x B x R x C) stay a few tens of MiB instead of the whole batch's.
+POWER_CHUNK = 128
+
+
+def solve_with_power(spec: TileSpec, voltages: np.ndarray) -> tuple["TileResult", TilePower]:
+    """`cosim.fast.prepared.solve_fast` of `spec` at its exact operating point
+    (1T1R: nonlinear 'newton') and the read power of every vector from the same
+    solve: one prepared tile, one batched solve per chunk of POWER_CHUNK vectors,
+    whose node voltages give both the TIA currents (A) and the power parts (W).
+    Tiles the batched solver does not take (no wires, inputs beyond the triode
+    range) are solved and their power computed separately (`tile_power`)."""
+    import time
+
+    from cosim.core import peripherals
+    from cosim.core.drive import dac_output
+    from cosim.core.results import TileResult
+    from cosim.fast.batched_newton import BatchedFactor, batched_nodes
+    from cosim.fast.newton import NEWTON_VTOL
+    from cosim.fast.prepared import prepare
+    from cosim.fast.tia import tia_gain
+
+    start = time.perf_counter()
+    v = dac_output(spec, voltages)
+    tile = prepare(spec, nonlinear="newton" if spec.access == "nmos" else "linear")
+    fused = (spec.access == "nmos" and isinstance(tile.factor, BatchedFactor)
+             and (v.size == 0 or float(np.abs(v).max()) < tile.factor.a))
+    if fused:
+        current = np.empty((v.shape[0], spec.cols))
+        pieces: list[TilePower] = []
+        for first in range(0, v.shape[0], POWER_CHUNK):
+            part = v[first:first + POWER_CHUNK]
+            current[first:first + part.shape[0]], nodes, _ = batched_nodes(tile.factor, part, NEWTON_VTOL,
+                                                                           with_nodes=True)
+            pieces.append(power_from_nodes(spec, part, *nodes))
+        power = TilePower(np.concatenate([p.total for p in pieces]),
+                          {k: np.concatenate([p.parts[k] for p in pieces]) for k in PARTS})
+    else:
+        current = tile.currents(v)
+        power = tile_power(spec, v)
+    vout = spec.tia.rs * tia_gain(spec) * current
+    codes = None if spec.adc.bits is None else peripherals.adc_codes(vout, spec.adc.bits, spec.adc.vfs)
+    return TileResult(current, vout, codes, "fast", time.perf_counter() - start), power

@@ -18,15 +18,23 @@ from cosim.core.errors import InputError
 from cosim.core.names import NONLINEAR_MODES
 from cosim.core.tile import TileSpec
 from cosim.fast.apply import BACKENDS, apply_transfer, default_newton_chunk, split_polarities
+from cosim.fast.batched_newton import BatchedFactor, batched_factor, batched_nodes
 from cosim.fast.iterative import ChainNetwork, chain_network
-from cosim.fast.newton import access_card, chord_newton_nodes, newton_currents, newton_node_voltages
+from cosim.fast.newton import (
+    NEWTON_VTOL,
+    NGSPICE_GMIN,
+    access_card,
+    chord_newton_nodes,
+    newton_currents,
+    newton_node_voltages,
+)
 from cosim.fast.nodal import graph_node_voltages, transfer_splu
 from cosim.fast.structured import (
     SWEEP_THREADS,
     StructuredFactor,
     factor_structured,
     transfer_no_wires,
-    transfer_structured,
+    transfer_structured_numpy,
 )
 from cosim.fast.tia import tia_gain, tia_termination
 
@@ -44,6 +52,11 @@ TRANSFER_METHODS = ("structured", "splu")
 # iteratively (no transfer matrix): bench/fast_solver.py's crossover.
 ITERATIVE_MAX_BATCH = 4
 
+#: Largest factor (bytes) of the batched exact 1T1R solver that method 'auto'
+#: builds (two R x C x C arrays in float64 and float32, 24 R C^2 bytes: 3 GiB
+#: at 512 x 512); larger tiles take the chains ('iterative', O(R C) memory).
+BATCHED_MAX_BYTES = 4 * 2**30
+
 
 def transfer_matrix(spec: TileSpec, g_cell: np.ndarray | None = None, method: str = "structured",
                     threads: int | None = SWEEP_THREADS) -> np.ndarray:
@@ -54,7 +67,10 @@ def transfer_matrix(spec: TileSpec, g_cell: np.ndarray | None = None, method: st
         spec: the tile (r_wire, r_driver and, by default, its conductances).
         g_cell: (R, C) conductance of each whole cell, row node to column
             node (S); default spec.conductance (access 'none').
-        method: 'structured' (block sweep) or 'splu' (sparse LU).
+        method: 'structured' (block sweep, numpy and LAPACK:
+            `structured.transfer_structured_numpy`) or 'splu' (sparse LU).
+        threads: BLAS threads of the block sweep, restored after
+            (`structured.blas_threads`); None leaves them alone.
     """
     g = spec.conductance if g_cell is None else np.asarray(g_cell, dtype=float)
     if method not in TRANSFER_METHODS:
@@ -64,7 +80,7 @@ def transfer_matrix(spec: TileSpec, g_cell: np.ndarray | None = None, method: st
         return transfer_splu(spec, g)
     if spec.r_wire == 0:
         return transfer_no_wires(g, spec.r_driver)
-    return transfer_structured(g, spec.r_wire, spec.r_driver, r_tia_in=r_in, threads=threads)
+    return transfer_structured_numpy(g, spec.r_wire, spec.r_driver, r_tia_in=r_in, threads=threads)
 
 
 def _check_calibration(spec: TileSpec, calibration: "Calibration") -> None:
@@ -101,12 +117,14 @@ def cell_conductance(spec: TileSpec, calibration: "Calibration | None" = None,
 class FastTile(Protocol):
     """What `prepare` returns: a tile factored once, applied to any batch.
 
-    Two kinds satisfy it: `LinearTile` (one conductance per cell; a transfer
-    matrix or factored chains) and `NewtonTile` (the exact 1T1R operating
-    point). Both carry `spec`, `mode` ('linear' or 'newton'), `access` (how
-    the access device entered: 'none', 'calibrated', 'small-signal',
-    'level-1'), `method` ('structured', 'splu' or 'iterative') and
-    `precompute_s` (preparation wall time, s).
+    Three kinds satisfy it: `LinearTile` (one conductance per cell; a
+    transfer matrix or factored chains), `NewtonTile` (the exact 1T1R
+    operating point) and `cosim.fast.corrected.CorrectedTile` (the
+    small-signal transfer plus batched corrections). All carry `spec`,
+    `mode` ('linear', 'newton' or 'corrected'), `access` (how the access
+    device entered: 'none', 'calibrated', 'small-signal', 'level-1',
+    'level-1 corrected'), `method` ('structured', 'splu', 'iterative' or
+    'corrected') and `precompute_s` (preparation wall time, s).
     """
 
     spec: TileSpec
@@ -218,9 +236,12 @@ class NewtonTile:
         spec, access, method, precompute_s: see `FastTile`.
         g_channel: triode conductance of the access NMOS at Vds = 0 (S).
         card: access NMOS model card (models/nmos_access.lib parameters).
-        factor: the factored small-signal network of the chord iteration
-            (StructuredFactor, or ChainNetwork with 'iterative'); None for a
-            full Newton per vector (method 'splu', or r_wire = 0).
+        factor: the factored small-signal network of the chord iteration:
+            BatchedFactor (method 'structured' with wires and drivers: the
+            batched exact solver of `cosim.fast.batched_newton`),
+            StructuredFactor (method 'structured' with r_driver = 0), or
+            ChainNetwork ('iterative'); None for a full Newton per vector
+            (method 'splu', or r_wire = 0).
     """
 
     spec: TileSpec
@@ -242,6 +263,8 @@ class NewtonTile:
         _check_backend(backend)
         if self.factor is None:
             return newton_currents(self.spec, v, self.card)
+        if self._batched(v):
+            return batched_nodes(self.factor, v, NEWTON_VTOL, chunk=chunk)[0]
         chunk = chunk or default_newton_chunk(self.spec.rows, self.spec.cols)
         out = np.empty((v.shape[0], self.spec.cols))
         w_end = 1.0 / (self.spec.r_wire + tia_termination(self.spec))
@@ -256,7 +279,19 @@ class NewtonTile:
         v = _batch(v_dac)
         if self.factor is None:
             return newton_node_voltages(self.spec, v, self.card)
-        return chord_newton_nodes(self.spec, self.factor, self.g_channel, v, self.card)
+        if self._batched(v):
+            return batched_nodes(self.factor, v, NEWTON_VTOL, with_nodes=True)[1]
+        factor = self.factor
+        if isinstance(factor, BatchedFactor):  # inputs beyond the triode law: the chord on the chains
+            spec = self.spec
+            factor = chain_network(factor.g_cell, spec.r_wire, spec.r_driver, tia_termination(spec))
+        return chord_newton_nodes(self.spec, factor, self.g_channel, v, self.card)
+
+    def _batched(self, v: np.ndarray) -> bool:
+        """The batched solver applies: its factor, and every DAC output
+        within the NMOS's triode range (|v| < V_wl - vto, see
+        `cosim.fast.batched_newton`)."""
+        return isinstance(self.factor, BatchedFactor) and (v.size == 0 or float(np.abs(v).max()) < self.factor.a)
 
 
 def _resolve_mode(spec: TileSpec, nonlinear: str, calibration: "Calibration | None") -> str:
@@ -266,6 +301,8 @@ def _resolve_mode(spec: TileSpec, nonlinear: str, calibration: "Calibration | No
         return "linear"
     if nonlinear == "newton":
         return "newton"
+    if nonlinear == "corrected":  # a calibration asks for the calibrated linear path
+        return "linear" if calibration is not None else "corrected"
     return "linear" if calibration is not None else "newton"
 
 
@@ -285,20 +322,28 @@ def prepare(spec: TileSpec, *, calibration: "Calibration | str | Path | None" = 
         spec: the tile.
         calibration: access calibration (object or JSON path from
             `cosim calibrate`) for the linear path of an nmos tile.
-        nonlinear: 'auto', 'newton' or 'linear' (see the module docstring).
+        nonlinear: 'auto', 'newton', 'linear' (see the module docstring) or
+            'corrected': the small-signal transfer plus batched correction
+            terms (`cosim.fast.corrected.CorrectedTile`, within 1e-4 of
+            'newton'; with a calibration, the calibrated linear path); a
+            tile without wire or driver resistance, or whose NMOS card is
+            outside the triode law, gets the exact Newton.
         method: 'structured' (transfer matrix by block sweep; the chord
             Newton's Jacobian as R dense blocks), 'splu' (sparse LU; full
             Newton per vector), 'iterative' (chains factored, each batch
             solved by `cosim.fast.iterative`: no transfer matrix, for few vectors;
             the chord Newton's Jacobian in O(R C) memory) or 'auto':
-            'structured' for the linear mode, 'iterative' for Newton (faster
-            at every size measured, and its LAPACK work does not stall on
-            busy cores as torch's small matrix products do).
-        threads: torch intra-op threads of the structured block sweep, set
-            for the duration of the sweep and restored after (torch's count
-            is process-wide): 1 by default, since its chain of small C x C
-            products gains nothing from a second thread and stalls on busy
-            cores; None leaves torch's setting alone.
+            'structured' for the linear mode; for Newton 'structured' (the
+            batched exact solver of `cosim.fast.batched_newton`, numpy BLAS-3
+            over whole chunks of vectors) while its factor fits
+            BATCHED_MAX_BYTES, 'iterative' beyond.
+        threads: BLAS threads of the structured block sweep (numpy's
+            OpenBLAS, `structured.blas_threads`; torch's intra-op threads for
+            the r_driver = 0 Newton factor), set for the duration of the
+            sweep and restored after (the count is process-wide): 1 by
+            default, since its chain of small C x C products gains nothing
+            from a second thread and stalls on busy cores; None leaves the
+            setting alone.
     """
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -306,9 +351,17 @@ def prepare(spec: TileSpec, *, calibration: "Calibration | str | Path | None" = 
     cal = _load_calibration(calibration)
     mode = _resolve_mode(spec, nonlinear, cal)
     if method == "auto":
-        method = "iterative" if mode == "newton" else "structured"
+        method = _newton_method(spec) if mode == "newton" else "structured"
     r_in = tia_termination(spec)
     iterative = method == "iterative" and spec.r_wire > 0
+    if mode == "corrected":
+        from cosim.fast.corrected import corrected_tile
+
+        card = access_card()
+        factor = batched_factor(spec, card, NGSPICE_GMIN)
+        if factor is not None:
+            return corrected_tile(spec, factor, start=start)
+        mode, method = "newton", "splu" if spec.r_wire == 0 else method  # no wires or no drivers: exact
     if mode == "newton":
         card = access_card()
         n = spec.nmos
@@ -316,8 +369,11 @@ def prepare(spec: TileSpec, *, calibration: "Calibration | str | Path | None" = 
         factor = None
         if method != "splu" and spec.r_wire > 0:
             g_cell = 1.0 / (1.0 / spec.conductance + 1.0 / g_channel)
-            factor = (chain_network(g_cell, spec.r_wire, spec.r_driver, r_in) if iterative
-                      else factor_structured(g_cell, spec.r_wire, spec.r_driver, r_in, threads=threads))
+            if iterative:
+                factor = chain_network(g_cell, spec.r_wire, spec.r_driver, r_in)
+            else:
+                factor = batched_factor(spec, card, NGSPICE_GMIN) or factor_structured(
+                    g_cell, spec.r_wire, spec.r_driver, r_in, threads=threads)
         return NewtonTile(spec, "level-1", method, time.perf_counter() - start, g_channel, card, factor)
     if spec.access == "nmos" and cal is not None:
         # Positive and negative reads see different channel conductances.
@@ -336,6 +392,12 @@ def prepare(spec: TileSpec, *, calibration: "Calibration | str | Path | None" = 
     transfers = [transfer_matrix(spec, g, transfer_method, threads) for g in present] + [None]
     return LinearTile(spec, access, method, time.perf_counter() - start, cells[0], g_cell_neg=cells[1],
                       transfer=transfers[0], transfer_neg=transfers[1])
+
+
+def _newton_method(spec: TileSpec) -> str:
+    """Method 'auto' of a Newton tile: 'structured' (the batched solver)
+    while its factor fits BATCHED_MAX_BYTES, else 'iterative'."""
+    return "structured" if 24 * spec.rows * spec.cols ** 2 <= BATCHED_MAX_BYTES else "iterative"
 
 
 def choose_method(spec: TileSpec, batch: int) -> str:
@@ -359,8 +421,9 @@ def solve_fast(spec: TileSpec, voltages: np.ndarray, *, calibration: "Calibratio
 
     start = time.perf_counter()
     v = dac_output(spec, voltages)
-    if method == "auto":
-        method = choose_method(spec, v.shape[0])
+    calibration = _load_calibration(calibration)
+    if method == "auto" and _resolve_mode(spec, nonlinear, calibration) == "linear":
+        method = choose_method(spec, v.shape[0])  # Newton tiles: the batched solver at any batch size
     tile = prepare(spec, calibration=calibration, nonlinear=nonlinear, method=method, threads=threads)
     current = tile.currents(v, backend=backend, chunk=chunk)
     vout = spec.tia.rs * tia_gain(spec) * current

@@ -1,23 +1,24 @@
 """The structured transfer matrix: a block Cholesky sweep down the rows of the
 column-node system (O(R C^3)), and the same factor kept for chord Newton.
+numpy and LAPACK (`transfer_structured_numpy`, `schur_inverses`,
+`StructuredFactor`: what the solver uses); `transfer_structured` is the
+same sweep in torch, for torch devices.
 """
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from cosim.core.errors import CosimError
 from cosim.fast.chains import _chain_excess, _row_blocks
 
-if TYPE_CHECKING:
-    import torch
-
-
-#: torch intra-op threads of the block sweep unless the caller says otherwise.
+#: BLAS threads (numpy sweeps) and torch intra-op threads (torch sweep) of the
+#: block sweep unless the caller says otherwise.
 SWEEP_THREADS = 1
 
 
@@ -41,6 +42,21 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+@contextmanager
+def blas_threads(threads: int | None) -> Iterator[None]:
+    """Run numpy's and scipy's BLAS on `threads` threads inside the block
+    (`threadpoolctl`) and restore the caller's count after it; None changes
+    nothing. The numpy sweeps below are chains of small C x C products, which
+    OpenBLAS's threads slow 5-20x when other processes hold the cores."""
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield
 
 
 def _rows_per_chunk(cols: int) -> int:
@@ -115,6 +131,124 @@ def transfer_structured(g: np.ndarray, r_wire: float, r_driver: float, device: s
         return (torch.mm(previous, y).mul_(w_end)).T.cpu().numpy()
 
 
+@functools.lru_cache(maxsize=1)
+def _lapacke() -> tuple | None:
+    """(dpotrf, dpotri) of LAPACKE in the OpenBLAS numpy ships
+    (numpy.libs/libscipy_openblas64_*.so) through ctypes, or None. ctypes
+    releases the GIL for the call, which scipy's f2py wrappers of the same
+    routines do not: with them, tiles prepared on two threads serialise on
+    their Cholesky factors."""
+    import ctypes
+    import glob
+    import os
+
+    folder = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    found = sorted(glob.glob(os.path.join(folder, "libscipy_openblas64_*.so")))
+    try:
+        lib = ctypes.CDLL(found[0])
+        routines = (lib.scipy_LAPACKE_dpotrf64_, lib.scipy_LAPACKE_dpotri64_)
+    except (IndexError, OSError, AttributeError):
+        return None
+    for routine in routines:
+        routine.restype = ctypes.c_int64
+        routine.argtypes = [ctypes.c_int, ctypes.c_char, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
+    return routines
+
+
+def _spd_inverse(s: np.ndarray, row: int) -> np.ndarray:
+    """Upper triangle of s^{-1} for a symmetric positive definite C-ordered
+    s (C, C) of which only the upper triangle is read (ohm for S); s is
+    overwritten. LAPACK potrf + potri (LAPACKE by ctypes where numpy's
+    OpenBLAS has it, else scipy's wrappers); `row` names the block in errors."""
+    n = s.shape[0]
+    routines = _lapacke()
+    if routines is not None:  # column-major 'L' on a C-ordered array is its upper triangle
+        if routines[0](102, b"L", n, s.ctypes.data, n) != 0:
+            raise CosimError(f"tile matrix is not positive definite at row {row}; check for "
+                             "extreme conductances or use method='splu'")
+        if routines[1](102, b"L", n, s.ctypes.data, n) != 0:
+            raise CosimError(f"tile Schur block {row} could not be inverted (potri)")
+        return s
+    from scipy.linalg import lapack  # only here: importing scipy.linalg costs ~0.1-0.2 s of start-up
+
+    factor, info = lapack.dpotrf(s, lower=0, overwrite_a=1)
+    if info != 0:
+        raise CosimError(f"tile matrix is not positive definite at row {row}; check for "
+                         "extreme conductances or use method='splu'")
+    inverse, info = lapack.dpotri(factor, lower=0, overwrite_c=1)
+    if info != 0:
+        raise CosimError(f"tile Schur block {row} could not be inverted (potri info {info})")
+    return inverse
+
+
+def _schur_sweep_numpy(g: np.ndarray, w: float, g_driver: float | None, w_end: float, mirror: bool = True
+                       ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """`_schur_inverses` in numpy and LAPACK: yield (i, S_i^{-1} (C, C) ohm,
+    u_i (C,) S), Cholesky by potrf and its inverse by potri, which fill the
+    upper triangle; `mirror` copies it to the lower (else the lower triangle
+    is not S_i^{-1}: use symmetric products, BLAS symm). Each S_i^{-1} is a
+    new array."""
+    rows, cols = g.shape
+    step = _rows_per_chunk(cols)
+    scaled = np.empty((cols, cols))
+    lower = np.tri(cols, k=-1, dtype=bool)
+    s_inv = None
+    for start in range(0, rows, step):
+        d_chunk, u_chunk = _row_blocks(g[start:start + step], w, g_driver, upper_only=True)
+        for k in range(d_chunk.shape[0]):
+            i = start + k
+            s = d_chunk[k]
+            diag = s.reshape(-1)[::cols + 1]  # a view of the diagonal
+            if s_inv is None:
+                diag += w
+            else:
+                np.multiply(s_inv, w * w, out=scaled)
+                s -= scaled
+                diag += 2.0 * w
+            if i == rows - 1:
+                diag += w_end - w
+            s_inv = _spd_inverse(s, i)
+            if mirror:  # potri fills the upper triangle; the lower still holds its input
+                s_inv = s_inv.copy()
+                np.copyto(s_inv, s_inv.T, where=lower)
+            yield i, s_inv, u_chunk[k]
+
+
+def schur_inverses(g: np.ndarray, w: float, g_driver: float | None, w_end: float) -> np.ndarray:
+    """(R, C, C) inverses of the Schur blocks of the column-node sweep (ohm):
+    S_0 = D_0 + w I, S_i = D_i + 2w I - w^2 S_{i-1}^{-1} (D_i from
+    `chains._row_blocks`), one w of the last row being w_end; numpy and LAPACK."""
+    rows, cols = g.shape
+    out = np.empty((rows, cols, cols))
+    for i, block, _ in _schur_sweep_numpy(g, w, g_driver, w_end):
+        out[i] = block
+    return out
+
+
+def transfer_structured_numpy(g: np.ndarray, r_wire: float, r_driver: float, r_tia_in: float = 0.0,
+                              threads: int | None = SWEEP_THREADS) -> np.ndarray:
+    """`transfer_structured` in numpy and LAPACK (no torch: what `transfer_matrix`
+    uses on the CPU), the BLAS on `threads` threads meanwhile
+    (`blas_threads`). T (R, C) (S), current = v @ T."""
+    rows, cols = g.shape
+    w = 1.0 / r_wire
+    w_end = 1.0 / (r_wire + r_tia_in)
+    g_driver = None if r_driver == 0 else 1.0 / r_driver
+    y = np.zeros((cols, rows))  # a column per input
+    work = np.empty((cols, rows))
+    previous = None
+    with blas_threads(threads):
+        for i, s_inv, u in _schur_sweep_numpy(g, w, g_driver, w_end):
+            if previous is not None:  # y[:, :i] = w S_{i-1}^{-1} y[:, :i] (numpy's matmul frees the GIL)
+                np.matmul(previous, y[:, :i], out=work[:, :i])
+                np.multiply(work[:, :i], w, out=y[:, :i])
+            y[:, i] = u
+            previous = s_inv
+        np.matmul(previous, y, out=work)
+    work *= w_end
+    return np.ascontiguousarray(work.T)
+
+
 def transfer_no_wires(g: np.ndarray, r_driver: float) -> np.ndarray:
     """T (R, C) (S) with r_wire = 0: every column is its TIA's virtual ground,
     so row i sits at v_i * g_d / (g_d + sum_j g_ij) behind its driver."""
@@ -137,8 +271,9 @@ class StructuredFactor:
         w_end: conductance from each column's last node to its TIA input (S).
         pivots: (R, m) forward pivots of each row chain's tridiagonal
             matrix, m = C free row nodes (C - 1 when pinned) (S).
-        s_inv: (R, C, C) torch float64: inverses of the Schur blocks S_i of
-            the column nodes (ohm).
+        s_inv: (R, C, C) inverses of the Schur blocks S_i of the column
+            nodes (ohm), numpy float64 (`schur_inverses`).
+        threads: BLAS threads of `solve` (`blas_threads`; None: the caller's).
     """
 
     g: np.ndarray
@@ -146,7 +281,7 @@ class StructuredFactor:
     g_driver: float | None
     w_end: float
     pivots: np.ndarray
-    s_inv: torch.Tensor
+    s_inv: np.ndarray
     threads: int | None = SWEEP_THREADS
 
     @property
@@ -169,28 +304,31 @@ class StructuredFactor:
     def solve(self, rx: np.ndarray, ry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Node voltages (B, R, C) (V) for currents injected at the row nodes
         `rx` and column nodes `ry` (B, R, C) (A); pinned row nodes get 0 V
-        and ignore their injection. torch runs on `threads` intra-op threads meanwhile."""
-        with torch_threads(self.threads):
+        and ignore their injection. The BLAS runs on `threads` threads meanwhile."""
+        with blas_threads(self.threads):
             return self._solve(rx, ry)
 
     def _solve(self, rx: np.ndarray, ry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        import torch
-
         first, g, w = self.first, self.g, self.w
         rows, cols = g.shape
         gf = g[:, first:]
         rho = ry.copy()
         if gf.shape[1]:
             rho[:, :, first:] += gf * self.chain_solve(rx[:, :, first:])
-        r = torch.from_numpy(np.ascontiguousarray(np.moveaxis(rho, 0, -1)))  # (R, C, B)
+        r = np.ascontiguousarray(np.moveaxis(rho, 0, -1))  # (R, C, B)
         s_inv = self.s_inv
+        work = np.empty(r.shape[1:])
         for i in range(1, rows):
-            r[i].add_(torch.mm(s_inv[i - 1], r[i - 1]), alpha=w)
-        y = torch.empty_like(r)
-        y[rows - 1] = torch.mm(s_inv[rows - 1], r[rows - 1])
+            np.matmul(s_inv[i - 1], r[i - 1], out=work)
+            work *= w
+            r[i] += work
+        y = np.empty_like(r)
+        np.matmul(s_inv[rows - 1], r[rows - 1], out=y[rows - 1])
         for i in range(rows - 2, -1, -1):
-            y[i] = torch.mm(s_inv[i], r[i].add_(y[i + 1], alpha=w))
-        dy = np.moveaxis(y.numpy(), -1, 0)
+            np.multiply(y[i + 1], w, out=work)
+            work += r[i]
+            np.matmul(s_inv[i], work, out=y[i])
+        dy = np.moveaxis(y, -1, 0)
         dx = np.zeros_like(rx)
         if gf.shape[1]:
             dx[:, :, first:] = self.chain_solve(rx[:, :, first:] + gf * dy[:, :, first:])
@@ -201,16 +339,8 @@ def factor_structured(g: np.ndarray, r_wire: float, r_driver: float, r_tia_in: f
                       threads: int | None = SWEEP_THREADS) -> StructuredFactor:
     """Factor the linear network of cell conductances g (R, C) (S) for
     `StructuredFactor.solve` (r_wire > 0; TIA input resistance r_tia_in, ohm).
-    Keeps R C x C blocks (8 R C^2 bytes); torch runs on `threads` intra-op
-    threads while it factors and solves (`torch_threads`)."""
-    with torch_threads(threads):
-        return _factor_structured(g, r_wire, r_driver, r_tia_in, threads)
-
-
-def _factor_structured(g: np.ndarray, r_wire: float, r_driver: float, r_tia_in: float,
-                       threads: int | None) -> StructuredFactor:
-    import torch
-
+    Keeps R C x C blocks (8 R C^2 bytes); numpy and LAPACK, the BLAS on
+    `threads` threads while it factors and solves (`blas_threads`)."""
     rows, cols = g.shape
     w = 1.0 / r_wire
     w_end = 1.0 / (r_wire + r_tia_in)
@@ -224,7 +354,6 @@ def _factor_structured(g: np.ndarray, r_wire: float, r_driver: float, r_tia_in: 
         phi, _ = _chain_excess(free + extra, w)
         pivots = phi.copy()
         pivots[:, :-1] += w
-    s_inv = torch.empty((rows, cols, cols), dtype=torch.float64)
-    for i, block, _ in _schur_inverses(g, w, g_driver, w_end=w_end):
-        s_inv[i] = block
+    with blas_threads(threads):
+        s_inv = schur_inverses(g, w, g_driver, w_end)
     return StructuredFactor(g=g, w=w, g_driver=g_driver, w_end=w_end, pivots=pivots, s_inv=s_inv, threads=threads)

@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,16 +143,31 @@ def run_netlist(netlist: str, *, timeout_s: float = 600.0, expect_plots: int | N
     """
     exe = ngspice_executable()
     timeout_s = check_timeout(timeout_s)
+    return run_with_retries(netlist, retry, keep_dir,
+                            lambda text, run_dir, attempt: _attempt(exe, text, run_dir, timeout_s, expect_plots,
+                                                                    attempt))
+
+
+#: One run of a netlist's text in a run directory: (the run, or None to retry
+#: with the next options; the log lines that asked for the retry).
+Attempt = Callable[[str, Path, int], "tuple[SpiceRun | None, list[str]]"]
+
+
+def run_with_retries(netlist: str, retry: bool, keep_dir: Path | None, attempt: Attempt) -> SpiceRun:
+    """Run `netlist` through `attempt` with each of RETRY_OPTIONS in turn (only
+    the first without `retry`), in `keep_dir` or a fresh run directory: the
+    retry and clean-up policy every ngspice runner (subprocess, in-process) shares.
+
+    A failed run keeps its directory (the SpiceError names it); an interrupted
+    one (Ctrl-C, SIGTERM, a cancelled task) or a bug removes it."""
     options_levels = RETRY_OPTIONS if retry else RETRY_OPTIONS[:1]
     convergence_hits: list[str] = []
-    for attempt, options in enumerate(options_levels, start=1):
+    for number, options in enumerate(options_levels, start=1):
         text = _with_options(netlist, options)
         run_dir = Path(keep_dir) if keep_dir else make_run_dir("ngspice")
         try:
-            run, convergence_hits = _attempt(exe, text, run_dir, timeout_s, expect_plots, attempt)
+            run, convergence_hits = attempt(text, run_dir, number)
         except BaseException as exc:
-            # A failed run keeps its directory (the SpiceError names it); an
-            # interrupted one (Ctrl-C, SIGTERM, a cancelled task) or a bug removes it.
             if keep_dir is None and not isinstance(exc, SpiceError):
                 discard_run_dir(run_dir)
             raise
@@ -159,7 +175,7 @@ def run_netlist(netlist: str, *, timeout_s: float = 600.0, expect_plots: int | N
             if keep_dir is None:
                 discard_run_dir(run_dir)
             return run
-        if keep_dir is None and attempt < len(options_levels):
+        if keep_dir is None and number < len(options_levels):
             discard_run_dir(run_dir)
     raise SpiceConvergenceError(
         f"ngspice did not converge ({convergence_hits[0]}) even with gmin and source stepping "

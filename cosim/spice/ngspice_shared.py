@@ -48,21 +48,18 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from cosim.core.errors import CosimError, NgspiceNotFound, SpiceConvergenceError, SpiceError, SpiceTimeout, first_line
+from cosim.core.errors import CosimError, NgspiceNotFound, SpiceError, SpiceTimeout, first_line
 from cosim.spice.ngspice import (
     _CONVERGENCE_PATTERNS,
     _FATAL_PATTERNS,
     RAW_NAME,
-    RETRY_OPTIONS,
     SpiceRun,
     _scan,
-    _with_options,
+    run_with_retries,
     simulator_death,
 )
 from cosim.spice.process import (
     check_timeout,
-    discard_run_dir,
-    make_run_dir,
     peak_rss,
     signals_deferred,
     waiting_for_simulator,
@@ -227,27 +224,9 @@ def run_netlist_shared(netlist: str, *, timeout_s: float = 600.0, expect_plots: 
     line that reports a dead worker."""
     timeout_s = check_timeout(timeout_s)
     shared_lines(netlist)  # refuse early what shared mode cannot run
-    options_levels = RETRY_OPTIONS if retry else RETRY_OPTIONS[:1]
-    hits: list[str] = []
-    for attempt, options in enumerate(options_levels, start=1):
-        text = _with_options(netlist, options)
-        run_dir = Path(keep_dir) if keep_dir else make_run_dir("ngspice")
-        try:
-            run, hits = _attempt(text, run_dir, timeout_s, expect_plots, attempt, name)
-        except BaseException as exc:
-            if keep_dir is None and not isinstance(exc, SpiceError):
-                discard_run_dir(run_dir)
-            raise
-        if run is not None:
-            if keep_dir is None:
-                discard_run_dir(run_dir)
-            return run
-        if keep_dir is None and attempt < len(options_levels):
-            discard_run_dir(run_dir)
-    raise SpiceConvergenceError(
-        f"ngspice did not converge ({hits[0]}) even with gmin and source stepping "
-        f"(run directory {run_dir}); check for floating nodes or extreme conductances",
-        netlist=text, log=run_dir.joinpath("ngspice.log").read_text(errors="replace"), run_dir=run_dir)
+    return run_with_retries(netlist, retry, keep_dir,
+                            lambda text, run_dir, attempt: _attempt(text, run_dir, timeout_s, expect_plots, attempt,
+                                                                    name))
 
 
 def _attempt(text: str, run_dir: Path, timeout_s: float, expect_plots: int | None, attempt: int,

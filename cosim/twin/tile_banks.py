@@ -1,9 +1,11 @@
 """A weight matrix on prepared tiles (`TileBank`): its rows of tiles
-(`RowGroup`) and how each tile is solved (`TileSolver`), as the prepared tile
-cache (`cosim.twin.tilecache`) keeps them."""
+(`RowGroup`), how each tile is solved (`TileSolver`), as the prepared tile
+cache (`cosim.twin.tilecache`) keeps them, and the memory budget of the
+corrected 1T1R path (`CorrectedBudget`)."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -11,6 +13,7 @@ import numpy as np
 import torch
 
 from cosim.core.tile import TileSpec
+from cosim.fast.corrected import corrected_bytes
 from cosim.fast.prepared import FastTile
 from cosim.mapping.pairs import MappedMatrix
 from cosim.mapping.partition import TileSlice
@@ -109,3 +112,44 @@ class TileBank:
         return all(g.transfer_t is not None for g in self.groups)
 
 
+
+
+#: Memory the corrected path's maps may take in one twin (bytes): 2 GiB, ~50
+#: tiles of 128 x 128 (`cosim.fast.corrected.corrected_bytes`, 42 MiB each).
+CORRECTED_BUDGET_BYTES = 2 * 2**30
+
+
+@dataclass
+class CorrectedBudget:
+    """Which matrices of a twin get the corrected 1T1R path: each matrix's
+    1T1R fast tiles while the maps of all of them stay within `budget`
+    bytes, 'linear' (transfer matrices) for the matrices beyond it, with one
+    warning. A full-width ResNet-18 (1425 tiles of 128) would need ~60 GB.
+
+    Attributes:
+        budget: bytes the maps may take in all.
+        by_label: bytes of the maps of each matrix on the corrected path.
+        warned: the warning was given.
+    """
+
+    budget: int = CORRECTED_BUDGET_BYTES
+    by_label: dict[str, int] = field(default_factory=dict)
+    warned: bool = False
+
+    def mode_for(self, label: str, nonlinear: str, specs: list[TileSpec]) -> str:
+        """The nonlinear mode of matrix `label`'s fast tiles `specs`:
+        `nonlinear`, or 'linear' when it is 'corrected' and the maps would
+        exceed the budget."""
+        self.by_label.pop(label, None)
+        if nonlinear != "corrected":
+            return nonlinear
+        need = sum(corrected_bytes(s.rows, s.cols) for s in specs if s.access == "nmos")
+        if sum(self.by_label.values()) + need <= self.budget:
+            self.by_label[label] = need
+            return nonlinear
+        if not self.warned:
+            self.warned = True
+            warnings.warn(f"{label}: the corrected 1T1R maps would exceed {self.budget / 2**30:.0f} GiB; this "
+                          "and later matrices use nonlinear='linear' (small-signal transfer matrices)",
+                          stacklevel=4)
+        return "linear"
