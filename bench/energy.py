@@ -4,7 +4,8 @@ report over every tile), and (2) fast-engine read power against ngspice and
 VACASK `.op` on random 1T1R tiles with wires: time and relative error.
 
     python bench/energy.py [--part network|tiles|both] [--width 64] [--batch 16] [--tile 128]
-                           [--sizes 16,32,64] [--vectors 4] [--json FILE]
+                           [--sizes 16,32,64] [--vectors 4] [--nonlinear corrected|linear]
+                           [--json FILE]
 
 Ratios are measured within one run; the load average is printed at start and end.
 """
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 
-def network(width: int, batch: int, tile: int, repeat: int, preset: str) -> dict:
+def network(width: int, batch: int, tile: int, repeat: int, preset: str, nonlinear: str = "corrected") -> dict:
     """ResNet-18 + CBAM evaluate-style run: preparation, forward without and with
     the energy hooks (`cosim.run.energy.RowStats`), and the energy report."""
     import cosim
@@ -33,7 +34,7 @@ def network(width: int, batch: int, tile: int, repeat: int, preset: str) -> dict
     model = make_resnet18_cbam(width=width)
     x = torch.randn(batch, *RESNET_INPUT)
     start = time.perf_counter()
-    twin = cosim.convert(model, preset=preset, tile=tile)
+    twin = cosim.convert(model, preset=preset, tile=tile, nonlinear=nonlinear)
     prepare_s = time.perf_counter() - start
     hooks = RowStats(analog_layers(twin), load_preset(preset))
     hooks.close()
@@ -98,6 +99,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="16,32,64")
     parser.add_argument("--vectors", type=int, default=4)
     parser.add_argument("--preset", default="seed000_vteam")
+    parser.add_argument("--nonlinear", choices=("corrected", "linear"), default="corrected",
+                        help="1T1R path of the twin (linear: the small-signal transfer, much faster per image)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
@@ -110,7 +113,7 @@ def main() -> None:
             print(f"| {r['size']}x{r['size']} 1T1R, {r['vectors']} vectors | {r['fast_s']:.3f} | {r['ngspice_s']:.2f} "
                   f"| {r['vacask_s']:.2f} | {r['ngspice_rel_error']:.2g} | {r['vacask_rel_error']:.2g} |")
     if args.part in ("network", "both"):
-        r = out["network"] = network(args.width, args.batch, args.tile, args.repeat, args.preset)
+        r = out["network"] = network(args.width, args.batch, args.tile, args.repeat, args.preset, args.nonlinear)
         print(f"ResNet-18 + CBAM width {r['width']}, batch {r['batch']}, {r['tiles']} tiles of {r['tile']}: "
               f"preparation {r['prepare_s']:.1f} s, forward {r['forward_s']:.2f} s, with energy hooks "
               f"{r['forward_hooked_s']:.2f} s, energy report {r['report_s']:.2f} s -> overhead "

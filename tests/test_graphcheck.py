@@ -202,6 +202,27 @@ def test_nothing_in_a_control_block_runs_and_oversized_files_are_refused(tmp_pat
     assert "over the 10 bytes" in check_netlist_path(tmp_path)[1][0]
 
 
+def test_includes_outside_the_netlist_directory_are_not_read(tmp_path):
+    """A hand-edited netlist cannot make the check read (and echo) any file on the machine:
+    only the netlist's own directory and cosim's shipped circuits are included."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    folder = tmp_path / "net"
+    folder.mkdir()
+    for target in (secret, "../secret.txt"):
+        (folder / "tile.cir").write_text(f"t\nV1 a 0 1\nR1 a 0 1k\n.include {target}\n.end\n")
+        problems = check_netlist_path(folder)[1]
+        assert len(problems) == 1 and "outside the netlist's directory" in problems[0], problems
+        assert "root:x" not in problems[0]
+
+
+def test_control_characters_in_a_netlist_never_reach_the_terminal(tmp_path):
+    (tmp_path / "tile.cir").write_bytes(b"t\nV1 a 0 1\n\x1b[31mX1 a\n.end\n")
+    run = subprocess.run([sys.executable, "-m", "cosim", "netlist", "--check", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "\x1b" not in run.stderr and "\\x1b[31mX1" in run.stderr, run.stderr
+
+
 def test_a_directory_without_a_netlist_is_one_line(tmp_path):
     (tmp_path / "dac.cir").write_text(".subckt x a\nR1 a 0 1\n.ends\n")
     assert check_netlist_path(tmp_path)[1][0].endswith("give a directory written by cosim netlist")

@@ -236,6 +236,25 @@ def parse(path: Path, deck: Deck | None = None, depth: int = 0, chain: tuple[Pat
     return deck
 
 
+def _inside_allowed(full: Path, top: Path) -> bool:
+    """Whether an included file lies in the checked netlist's own directory
+    (where `cosim netlist` copies the circuits it includes) or in cosim's
+    installed circuits and models: nothing else on the machine is read."""
+    from cosim.core.resources import resource_path
+
+    resolved = full.resolve()
+    roots = [Path(top).resolve().parent, resource_path("circuits", "tia.cir").parent.resolve(),
+             resource_path("models", "vteam.lib").parent.resolve()]
+    return any(resolved.is_relative_to(root) for root in roots)
+
+
+def shown_name(text: str, limit: int = 80) -> str:
+    """`text` as one safe line: control and non-ASCII characters escaped, cut at `limit`."""
+    safe = text.encode("ascii", "backslashreplace").decode("ascii")
+    safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in safe)
+    return safe if len(safe) <= limit else safe[:limit - 3] + "..."
+
+
 def _include(line: str, where: str, path: Path, deck: Deck, depth: int, chain: tuple[Path, ...]) -> None:
     target = line.split(None, 1)[1].strip() if len(line.split(None, 1)) > 1 else ""
     target = target.strip("'\"")
@@ -243,7 +262,10 @@ def _include(line: str, where: str, path: Path, deck: Deck, depth: int, chain: t
         deck.problems.append(f"{where}: .include names no file")
         return
     full = Path(target) if Path(target).is_absolute() else path.parent / target
-    if depth + 1 > MAX_DEPTH:
+    if not _inside_allowed(full, deck.path):
+        deck.problems.append(f"{where}: .include {shown_name(target)} is outside the netlist's directory and "
+                             "cosim's circuits; copy the file next to the netlist")
+    elif depth + 1 > MAX_DEPTH:
         deck.problems.append(f"{where}: includes nested deeper than {MAX_DEPTH} levels")
     elif full.resolve() in chain:
         deck.problems.append(f"{where}: {target} includes itself")
