@@ -202,14 +202,26 @@ def _attempt(exe: str, text: str, run_dir: Path, timeout_s: float, expect_plots:
         raise SpiceTimeout(f"ngspice ran past its {timeout_s:g} s limit and was killed "
                            f"(run directory {run_dir}); use a smaller tile or raise the timeout",
                            netlist=text, log=log, run_dir=run_dir)
+    died = simulator_death(-code) if code < 0 else None
+    return classify_run(text, log, run_dir, wall, rss, attempt, expect_plots, died,
+                        f"ngspice wrote no results (exit code {code})")
+
+
+def classify_run(text: str, log: str, run_dir: Path, wall: float, rss: int, attempt: int,
+                 expect_plots: int | None, died: str | None, no_results: str
+                 ) -> tuple[SpiceRun | None, list[str]]:
+    """What one ngspice run (subprocess or in-process) came to, from its log
+    and raw file: the run; or (None, the log's convergence lines) to retry with
+    more stepping; or a SpiceError (a rejected netlist, a simulator that `died`,
+    `no_results`, a wrong number of analyses)."""
     convergence_hits = _scan(log, _CONVERGENCE_PATTERNS)
     fatal = [line for line in _scan(log, _FATAL_PATTERNS) if line not in convergence_hits]
     if fatal:
         raise SpiceError(f"ngspice rejected the netlist: {fatal[0]} (run directory {run_dir})",
                          netlist=text, log=log, run_dir=run_dir)
-    if code < 0:
-        raise SpiceError(f"ngspice {simulator_death(-code)} (run directory {run_dir})",
-                         netlist=text, log=log, run_dir=run_dir)
+    if died is not None:
+        raise SpiceError(f"ngspice {died} (run directory {run_dir})", netlist=text, log=log, run_dir=run_dir)
+    raw = run_dir / RAW_NAME
     if not convergence_hits and raw.is_file():
         plots = read_raw(raw)
         if expect_plots is not None and len(plots) != expect_plots:
@@ -218,8 +230,7 @@ def _attempt(exe: str, text: str, run_dir: Path, timeout_s: float, expect_plots:
         warnings = [l.strip() for l in log.splitlines() if l.strip().lower().startswith("warning")]
         return SpiceRun(plots, log, text, wall, rss, attempts=attempt, warnings=warnings), []
     if not convergence_hits:
-        raise SpiceError(f"ngspice wrote no results (exit code {code}) (run directory {run_dir})",
-                         netlist=text, log=log, run_dir=run_dir)
+        raise SpiceError(f"{no_results} (run directory {run_dir})", netlist=text, log=log, run_dir=run_dir)
     return None, convergence_hits
 
 

@@ -50,11 +50,9 @@ from pathlib import Path
 
 from cosim.core.errors import CosimError, NgspiceNotFound, SpiceError, SpiceTimeout, first_line
 from cosim.spice.ngspice import (
-    _CONVERGENCE_PATTERNS,
-    _FATAL_PATTERNS,
     RAW_NAME,
     SpiceRun,
-    _scan,
+    classify_run,
     run_with_retries,
     simulator_death,
 )
@@ -64,7 +62,6 @@ from cosim.spice.process import (
     signals_deferred,
     waiting_for_simulator,
 )
-from cosim.spice.rawfile import read_raw
 
 ENGINE = "ngspice-shared"
 LIBRARY = "libngspice.so.0"
@@ -231,7 +228,7 @@ def run_netlist_shared(netlist: str, *, timeout_s: float = 600.0, expect_plots: 
 
 def _attempt(text: str, run_dir: Path, timeout_s: float, expect_plots: int | None, attempt: int,
              name: str | None) -> tuple[SpiceRun | None, list[str]]:
-    """One run in the worker, classified as `cosim.spice.ngspice._attempt` classifies a subprocess run."""
+    """One run in the worker, classified by `cosim.spice.ngspice.classify_run` as a subprocess run is."""
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         (run_dir / "tile.cir").write_text(text)
@@ -243,22 +240,7 @@ def _attempt(text: str, run_dir: Path, timeout_s: float, expect_plots: int | Non
     raw.unlink(missing_ok=True)
     log, wall, rss = _run_in_worker(shared_lines(text), run_dir, timeout_s, name)
     (run_dir / "ngspice.log").write_text(log)
-    convergence = _scan(log, _CONVERGENCE_PATTERNS)
-    fatal = [line for line in _scan(log, _FATAL_PATTERNS) if line not in convergence]
-    if fatal:
-        raise SpiceError(f"ngspice rejected the netlist: {fatal[0]} (run directory {run_dir})",
-                         netlist=text, log=log, run_dir=run_dir)
-    if not convergence and raw.is_file():
-        plots = read_raw(raw)
-        if expect_plots is not None and len(plots) != expect_plots:
-            raise SpiceError(f"ngspice wrote {len(plots)} analyses, expected {expect_plots} "
-                             f"(run directory {run_dir})", netlist=text, log=log, run_dir=run_dir)
-        warnings = [l.strip() for l in log.splitlines() if l.strip().lower().startswith("warning")]
-        return SpiceRun(plots, log, text, wall, rss, attempts=attempt, warnings=warnings), []
-    if not convergence:
-        raise SpiceError(f"{ENGINE} wrote no results (run directory {run_dir})", netlist=text, log=log,
-                         run_dir=run_dir)
-    return None, convergence
+    return classify_run(text, log, run_dir, wall, rss, attempt, expect_plots, None, f"{ENGINE} wrote no results")
 
 
 def _run_in_worker(lines: list[str], run_dir: Path, timeout_s: float, name: str | None) -> tuple[str, float, int]:
