@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from cosim.commands import COMMANDS
-from cosim.core.errors import CosimError
+from cosim.core.errors import CosimError, first_line, terminal_text
 from cosim.core.version import __version__
 
 
@@ -68,8 +68,25 @@ def _signals_raise() -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `cosim` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    with _signals_raise():
+    with _signals_raise(), _one_line_warnings(args.debug):
         return _run(args)
+
+
+@contextmanager
+def _one_line_warnings(debug: bool):
+    """Every warning of a command as one `cosim: warning:` line on stderr (no
+    source file and line; names from user files escaped), Python's own format
+    with --debug; the previous handler is restored after."""
+    import warnings
+
+    previous = warnings.showwarning
+    if not debug:
+        warnings.showwarning = lambda message, *rest: print(
+            f"cosim: warning: {terminal_text(first_line(message, fallback=''))}", file=sys.stderr)
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -79,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.debug:
             raise
         # One line; ngspice failures name the run directory that keeps netlist and log.
-        print(f"cosim: error: {exc}", file=sys.stderr)
+        print(f"cosim: error: {terminal_text(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cosim: interrupted", file=sys.stderr)

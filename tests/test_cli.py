@@ -168,3 +168,19 @@ def test_tile_with_an_unknown_preset_is_one_line(tile_files):
     path, _ = tile_files
     run = cosim("tile", "--conductance", str(path / "G.npy"), "--voltage", str(path / "V1.npy"), "--preset", "nope")
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "neither a preset name" in run.stderr
+
+
+def test_warnings_and_errors_are_one_escaped_line(tmp_path, capsys):
+    """A warning is one `cosim: warning:` line without Python's source-file line; control
+    characters from a user's names (a file name, a layer name) never reach the terminal raw."""
+    import warnings
+
+    from cosim.cli import _one_line_warnings, main
+
+    with _one_line_warnings(debug=False):
+        warnings.warn("layer \x1b[31mevil: the maps would exceed 2 GiB\nsecond line")
+    err = capsys.readouterr().err
+    assert err == "cosim: warning: layer \\x1b[31mevil: the maps would exceed 2 GiB\n"
+    assert main(["simulate", str(tmp_path / "no\x1b[2Jsuch.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err and "no\\x1b[2Jsuch.pt" in err, err

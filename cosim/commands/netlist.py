@@ -66,11 +66,11 @@ def check(path: Path) -> int:
     import sys
 
     from cosim.spice.graphcheck import check_netlist_path
-    from cosim.spice.netparse import shown_name
+    from cosim.core.errors import terminal_text
 
     summary, problems = check_netlist_path(path)
     for problem in problems:  # the file's own text, escaped: no control characters reach the terminal
-        print(f"cosim: netlist check: {shown_name(problem, limit=400)}", file=sys.stderr)
+        print(f"cosim: netlist check: {terminal_text(problem, 400)}", file=sys.stderr)
     if problems:
         raise InputError(f"{len(problems)} problem(s) in {path} (listed above); fix the netlist, or write it "
                          "again with cosim netlist --out-dir")

@@ -197,8 +197,7 @@ def _simulate(args: argparse.Namespace, held: list) -> int:
     meter = EnergyMeter(simulation)  # counts each tile's reads for its energy (cosim.run.energy)
     simulation.products = meter
     with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        warnings.showwarning = lambda message, *rest: print(f"cosim: warning: {message}", file=sys.stderr)
+        warnings.simplefilter("always")  # every tile's warning; cli prints each as one line
         outputs = simulation.forward(module, x)
         simulation.spot_check()
         transients = run_transients(simulation, transient_names, tran, args.disturb_threshold,

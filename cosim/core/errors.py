@@ -16,6 +16,16 @@ def first_line(exc: BaseException, limit: int | None = None, fallback: str | Non
     return lines[0][:limit] if limit is not None else lines[0]
 
 
+def terminal_text(text: str, limit: int | None = None) -> str:
+    """`text` safe to print on a terminal: control and other non-printable
+    characters (escape sequences, bidi overrides) written as Python escapes,
+    cut at `limit` characters. For lines that quote a user's names or files."""
+    safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    if limit is not None and len(safe) > limit:
+        return safe[:limit - 3] + "..."
+    return safe
+
+
 class CosimError(Exception):
     """Base of every error cosim raises on purpose; its message is one line."""
 

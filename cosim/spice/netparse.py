@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cosim.core.errors import terminal_text
+
 GROUND = "0"
 _GROUND_NAMES = {"0", "gnd"}
 MAX_FILE_BYTES = 64 * 2**20
@@ -248,13 +250,6 @@ def _inside_allowed(full: Path, top: Path) -> bool:
     return any(resolved.is_relative_to(root) for root in roots)
 
 
-def shown_name(text: str, limit: int = 80) -> str:
-    """`text` as one safe line: control and non-ASCII characters escaped, cut at `limit`."""
-    safe = text.encode("ascii", "backslashreplace").decode("ascii")
-    safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in safe)
-    return safe if len(safe) <= limit else safe[:limit - 3] + "..."
-
-
 def _include(line: str, where: str, path: Path, deck: Deck, depth: int, chain: tuple[Path, ...]) -> None:
     target = line.split(None, 1)[1].strip() if len(line.split(None, 1)) > 1 else ""
     target = target.strip("'\"")
@@ -263,7 +258,7 @@ def _include(line: str, where: str, path: Path, deck: Deck, depth: int, chain: t
         return
     full = Path(target) if Path(target).is_absolute() else path.parent / target
     if not _inside_allowed(full, deck.path):
-        deck.problems.append(f"{where}: .include {shown_name(target)} is outside the netlist's directory and "
+        deck.problems.append(f"{where}: .include {terminal_text(target, 80)} is outside the netlist's directory and "
                              "cosim's circuits; copy the file next to the netlist")
     elif depth + 1 > MAX_DEPTH:
         deck.problems.append(f"{where}: includes nested deeper than {MAX_DEPTH} levels")
