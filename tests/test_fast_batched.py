@@ -95,7 +95,7 @@ def test_inputs_beyond_the_triode_range_fall_back_to_the_chord_on_the_chains():
     spec, v = tile(10, (8, 6), SEED001, batch=2, nmos=NmosAccess(v_wordline=0.9))
     v *= 0.5 / 0.3  # up to 0.5 V > a = 0.4 V
     prepared = fast.prepare(spec, nonlinear="newton")
-    assert isinstance(prepared.factor, BatchedFactor) and not prepared._batched(v)
+    assert isinstance(prepared.factor, BatchedFactor) and not prepared.takes_batched(v)
     assert rel_err(prepared.currents(v), newton_currents(spec, v)) < 1e-11
 
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from cosim.core.errors import InputError
+
+if TYPE_CHECKING:
+    from cosim.core.tile import TileSpec
 
 # SPICE scale suffixes (case-insensitive); `meg` must be tried before `m`.
 _SI_SUFFIXES = (("meg", "1e6"), ("mil", "25.4e-6"), ("t", "1e12"), ("g", "1e9"), ("k", "1e3"),
@@ -155,6 +158,13 @@ def tia_opamp_dc_gain(a0: float, rs: float = 1e3, rinv: float = 1e4, rout: float
     return stage1 * stage2
 
 
+#: ngspice's default gmin (S): its MOSFET model puts it across each bulk
+#: junction (drain-bulk, source-bulk; bulk at ground) besides the junction
+#: diode itself, which the access card switches off with is = 0. The fast
+#: solver (`cosim.fast.newton`) and the read power (`cosim.core.tile_power`) use it.
+NGSPICE_GMIN = 1e-12
+
+
 def tia_input_resistance(kind: str, rs: float, a0: float = 1e5, rinv: float = 1e4,
                          rout: float = 1.0) -> float:
     """DC input resistance V(in)/I(in) (ohm) of a TIA of circuits/tia.cir.
@@ -180,6 +190,14 @@ def tia_input_resistance(kind: str, rs: float, a0: float = 1e5, rinv: float = 1e
         gin = (1.0 + a0) / (a0 * rinv + 2.0 * rinv + rout)
         return (rout + rs + gin * rs * rout) / (1.0 + a0 + gin * rout)
     raise InputError(f"unknown TIA kind {kind!r}; use ideal, vcvs or opamp")
+
+
+def tia_termination(spec: "TileSpec") -> float:
+    """What each column of `spec` ends in at its TIA (ohm): the TIA's DC input
+    resistance (`tia_input_resistance` of the tile's TIA kind, rs and a0); 0
+    for the ideal TIA."""
+    tia = spec.tia
+    return tia_input_resistance(tia.kind, tia.rs, tia.a0)
 
 
 def follower_bandwidth_hz(a0: float, gbw: float) -> float:

@@ -20,17 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from cosim.core.errors import InputError
-from cosim.core.peripherals import tia_input_resistance
+from cosim.core.peripherals import NGSPICE_GMIN, tia_termination
 from cosim.core.tile import TileSpec
 
-#: ngspice's default gmin (S) across the access NMOS's drain and source junctions
-#: (the same value as `cosim.fast.newton.NGSPICE_GMIN`; a test keeps them equal).
-GMIN = 1e-12
-
-def _tia_termination(spec: TileSpec) -> float:
-    """Each column's TIA DC input resistance (ohm; 0 for the ideal TIA)."""
-    return tia_input_resistance(spec.tia.kind, spec.tia.rs, spec.tia.a0)
-
+#: ngspice's default gmin (S) across the access NMOS's drain and source junctions.
+GMIN = NGSPICE_GMIN
 
 #: The parts of a tile's read power, in the order every table shows them.
 PARTS = ("devices", "wires", "drivers", "tia_input")
@@ -65,7 +59,7 @@ def edge_drops(spec: TileSpec, v: np.ndarray, row: np.ndarray, col: np.ndarray
                 ) -> dict[str, list[tuple[np.ndarray, float | np.ndarray]]]:
     """The linear edges of each part outside the cells: (voltage drops (B, ...) V,
     their conductances S) for wires, drivers and TIA inputs."""
-    r_in = _tia_termination(spec)
+    r_in = tia_termination(spec)
     out: dict[str, list[tuple[np.ndarray, float | np.ndarray]]] = {"wires": [], "drivers": [], "tia_input": []}
     if spec.r_driver > 0:
         out["drivers"].append((v - row[:, :, 0], 1.0 / spec.r_driver))

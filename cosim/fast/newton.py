@@ -11,6 +11,7 @@ from typing import Iterator
 import numpy as np
 
 from cosim.core import peripherals
+from cosim.core.peripherals import NGSPICE_GMIN  # re-exported (tests, prepared)
 from cosim.core.errors import CosimError
 from cosim.core.resources import resource_path
 from cosim.core.tile import TileSpec
@@ -19,10 +20,6 @@ from cosim.fast.nodal import NodalGraph, nodal_graph
 from cosim.fast.structured import StructuredFactor
 from cosim.fast.tia import tia_termination
 
-#: ngspice's default gmin (S): its MOSFET model puts it across each bulk
-#: junction (drain-bulk, source-bulk; bulk at ground) besides the junction
-#: diode itself, which the access card switches off with is = 0.
-NGSPICE_GMIN = 1e-12
 
 #: Newton stops when no node moves more than this (V) plus a relative part.
 NEWTON_VTOL = 1e-13

@@ -221,20 +221,15 @@ def solve_with_power(spec: TileSpec, voltages: np.ndarray) -> tuple["TileResult"
     range) are solved and their power computed separately (`tile_power`)."""
     import time
 
-    from cosim.core import peripherals
     from cosim.core.drive import dac_output
-    from cosim.core.results import TileResult
-    from cosim.fast.batched_newton import BatchedFactor, batched_nodes
+    from cosim.fast.batched_newton import batched_nodes
     from cosim.fast.newton import NEWTON_VTOL
-    from cosim.fast.prepared import prepare
-    from cosim.fast.tia import tia_gain
+    from cosim.fast.prepared import NewtonTile, fast_result, prepare
 
     start = time.perf_counter()
     v = dac_output(spec, voltages)
-    tile = prepare(spec, nonlinear="newton" if spec.access == "nmos" else "linear")
-    fused = (spec.access == "nmos" and isinstance(tile.factor, BatchedFactor)
-             and (v.size == 0 or float(np.abs(v).max()) < tile.factor.a))
-    if fused:
+    tile = prepare(spec, nonlinear="newton")
+    if isinstance(tile, NewtonTile) and tile.takes_batched(v):
         current = np.empty((v.shape[0], spec.cols))
         pieces: list[TilePower] = []
         for first in range(0, v.shape[0], POWER_CHUNK):
@@ -247,6 +242,4 @@ def solve_with_power(spec: TileSpec, voltages: np.ndarray) -> tuple["TileResult"
     else:
         current = tile.currents(v)
         power = tile_power(spec, v)
-    vout = spec.tia.rs * tia_gain(spec) * current
-    codes = None if spec.adc.bits is None else peripherals.adc_codes(vout, spec.adc.bits, spec.adc.vfs)
-    return TileResult(current, vout, codes, "fast", time.perf_counter() - start), power
+    return fast_result(spec, current, start), power

@@ -263,7 +263,7 @@ class NewtonTile:
         _check_backend(backend)
         if self.factor is None:
             return newton_currents(self.spec, v, self.card)
-        if self._batched(v):
+        if self.takes_batched(v):
             return batched_nodes(self.factor, v, NEWTON_VTOL, chunk=chunk)[0]
         chunk = chunk or default_newton_chunk(self.spec.rows, self.spec.cols)
         out = np.empty((v.shape[0], self.spec.cols))
@@ -279,7 +279,7 @@ class NewtonTile:
         v = _batch(v_dac)
         if self.factor is None:
             return newton_node_voltages(self.spec, v, self.card)
-        if self._batched(v):
+        if self.takes_batched(v):
             return batched_nodes(self.factor, v, NEWTON_VTOL, with_nodes=True)[1]
         factor = self.factor
         if isinstance(factor, BatchedFactor):  # inputs beyond the triode law: the chord on the chains
@@ -287,7 +287,7 @@ class NewtonTile:
             factor = chain_network(factor.g_cell, spec.r_wire, spec.r_driver, tia_termination(spec))
         return chord_newton_nodes(self.spec, factor, self.g_channel, v, self.card)
 
-    def _batched(self, v: np.ndarray) -> bool:
+    def takes_batched(self, v: np.ndarray) -> bool:
         """The batched solver applies: its factor, and every DAC output
         within the NMOS's triode range (|v| < V_wl - vto, see
         `cosim.fast.batched_newton`)."""
@@ -417,15 +417,21 @@ def solve_fast(spec: TileSpec, voltages: np.ndarray, *, calibration: "Calibratio
     (`FastTile.currents`); vout = rs * current (times the TIA's DC gain
     factor), ADC codes when the tile has ADCs. engine 'fast'.
     """
-    from cosim.core.results import TileResult
-
     start = time.perf_counter()
     v = dac_output(spec, voltages)
     calibration = _load_calibration(calibration)
     if method == "auto" and _resolve_mode(spec, nonlinear, calibration) == "linear":
         method = choose_method(spec, v.shape[0])  # Newton tiles: the batched solver at any batch size
     tile = prepare(spec, calibration=calibration, nonlinear=nonlinear, method=method, threads=threads)
-    current = tile.currents(v, backend=backend, chunk=chunk)
+    return fast_result(spec, tile.currents(v, backend=backend, chunk=chunk), start)
+
+
+def fast_result(spec: TileSpec, current: np.ndarray, start: float) -> "TileResult":
+    """The TileResult of TIA input currents (B, C) (A) the fast solver found:
+    vout = rs * current times the TIA's DC gain factor (V), the ADC codes when
+    the tile has ADCs, and the wall time since `start` (a perf_counter, s)."""
+    from cosim.core.results import TileResult
+
     vout = spec.tia.rs * tia_gain(spec) * current
     codes = None if spec.adc.bits is None else peripherals.adc_codes(vout, spec.adc.bits, spec.adc.vfs)
     return TileResult(current, vout, codes, "fast", time.perf_counter() - start)

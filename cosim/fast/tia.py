@@ -5,15 +5,10 @@ of each column, and its DC closed-loop factor.
 from __future__ import annotations
 
 from cosim.core import peripherals
+from cosim.core.peripherals import tia_termination  # re-exported: the fast solver's callers import it here
 from cosim.core.tile import TileSpec
 
-
-def tia_termination(spec: TileSpec) -> float:
-    """What each column of `spec` ends in at its TIA (ohm): the TIA's DC input
-    resistance (`peripherals.tia_input_resistance` of the tile's TIA kind,
-    rs and a0); 0 for the ideal TIA."""
-    tia = spec.tia
-    return peripherals.tia_input_resistance(tia.kind, tia.rs, tia.a0)
+__all__ = ["tia_gain", "tia_termination"]
 
 
 def tia_gain(spec: TileSpec) -> float:
