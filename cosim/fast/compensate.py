@@ -154,19 +154,8 @@ def _structured_sensitivities(spec: TileSpec, g: np.ndarray, threads: int | None
                               ) -> tuple[np.ndarray, np.ndarray, Callable[[], np.ndarray]]:
     rows, cols = g.shape
     factor = factor_structured(g, spec.r_wire, spec.r_driver, tia_termination(spec), threads=threads)
-    w, w_end = factor.w, factor.w_end
-    rx = np.zeros((rows, rows, cols))
-    ry = np.zeros_like(rx)
-    drive = np.arange(rows)
-    if factor.g_driver is not None:
-        rx[drive, drive, 0] = factor.g_driver
-    else:  # the pinned first node drives its neighbour and its own cell
-        if cols > 1:
-            rx[drive, drive, 1] = w
-        ry[drive, drive, 0] = g[:, 0]
-    x, y = factor.solve(rx, ry)
-    if factor.g_driver is None:
-        x[drive, drive, 0] = 1.0
+    w_end = factor.w_end
+    x, y = factor.drive(np.eye(rows))  # each row driven at 1 V, the others at 0 V
     transfer = w_end * y[:, -1, :]
 
     def adjoint() -> np.ndarray:

@@ -56,20 +56,8 @@ class LinearNodes:
 
     def nodes(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Row and column node voltages (B, R, C) (V) for DAC outputs v (B, R) (V)."""
-        spec, g = self.spec, self.g_cell
-        rows, cols = spec.rows, spec.cols
         if self.factor is not None:
-            rx = np.zeros((v.shape[0], rows, cols))
-            ry = np.zeros_like(rx)
-            if spec.r_driver > 0:
-                rx[:, :, 0] = v / spec.r_driver
-            else:  # the pinned first node drives its neighbour and its own cell
-                rx[:, :, 1] = v / spec.r_wire
-                ry[:, :, 0] = g[:, 0] * v
-            x, y = self.factor.solve(rx, ry)
-            if spec.r_driver == 0:
-                x[:, :, 0] = v
-            return x, y
+            return self.factor.drive(v)
         graph, lap = self.graph, self.lap
         nu = graph.n_unknown
         x = np.zeros((lap.shape[0], v.shape[0]))

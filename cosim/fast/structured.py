@@ -301,6 +301,26 @@ class StructuredFactor:
             z[j] = (z[j] + w * z[j + 1]) / f[:, j]
         return np.moveaxis(z, 0, -1)
 
+    def drive(self, v_dac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column node voltages (B, R, C) (V) with the rows driven by
+        DAC outputs v_dac (B, R) (V): through the driver conductance into each
+        row's first node, or (r_driver = 0) that node pinned to v, driving its
+        neighbour and its own cell. v_dac = identity gives each row's unit drive."""
+        g, w = self.g, self.w
+        batch, (rows, cols) = v_dac.shape[0], g.shape
+        rx = np.zeros((batch, rows, cols))
+        ry = np.zeros_like(rx)
+        if self.g_driver is not None:
+            rx[:, :, 0] = self.g_driver * v_dac
+        else:
+            if cols > 1:
+                rx[:, :, 1] = w * v_dac
+            ry[:, :, 0] = g[:, 0] * v_dac
+        x, y = self.solve(rx, ry)
+        if self.g_driver is None:
+            x[:, :, 0] = v_dac
+        return x, y
+
     def solve(self, rx: np.ndarray, ry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Node voltages (B, R, C) (V) for currents injected at the row nodes
         `rx` and column nodes `ry` (B, R, C) (A); pinned row nodes get 0 V
