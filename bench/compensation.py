@@ -37,7 +37,7 @@ def load() -> str:
 def per_tile(sizes: list[int], repeat: int) -> list[dict]:
     from cosim.core.config import load_preset
     from cosim.fast.compensate import compensate_tile
-    from cosim.run.plan import tile_spec
+    from cosim.core.tile import tile_spec
 
     preset = load_preset("neurram_wan2022")
     dev = preset.device
@@ -83,7 +83,7 @@ def spot_checks() -> list[dict]:
     from cosim.core.config import load_preset
     from cosim.engines import solve
     from cosim.fast.compensate import compensate_tile
-    from cosim.run.plan import tile_spec
+    from cosim.core.tile import tile_spec
 
     preset = load_preset("neurram_wan2022")
     dev = preset.device

@@ -16,7 +16,7 @@ import argparse
 
 import numpy as np
 
-from cosim.core.tile import TileSpec
+from cosim.core.tile import TileSpec, tile_spec
 
 #: Tile options a preset provides (argparse dest names).
 PRESET_FIELDS = ("r_wire", "r_driver", "access", "v_wordline", "tia", "rs", "dac_bits", "dac_vfs",
@@ -66,7 +66,7 @@ def tile_from_preset_args(args: argparse.Namespace) -> tuple[TileSpec, np.ndarra
     from pathlib import Path
 
     from cosim.commands.common import load_npy, tile_from_args
-    from cosim.core.config import AdcSpec, DacSpec, load_preset
+    from cosim.core.config import AdcSpec, load_preset
     from cosim.core.drive import dac_output
 
     given = {name for name in PRESET_FIELDS if _given(args, name)}
@@ -77,18 +77,18 @@ def tile_from_preset_args(args: argparse.Namespace) -> tuple[TileSpec, np.ndarra
     g = load_npy(args.conductance, "conductance")
     v = load_npy(args.voltage, "voltage")
     pick = lambda name, value: getattr(args, name) if name in given else value  # noqa: E731
-    nmos = dataclasses.replace(preset.nmos, v_wordline=pick("v_wordline", preset.nmos.v_wordline))
     tia = dataclasses.replace(preset.tia, kind=pick("tia", preset.tia.kind), rs=pick("rs", preset.tia.rs))
-    dac = DacSpec(bits=pick("dac_bits", preset.dac_bits), vfs=pick("dac_vfs", preset.v_read))
-    spec = TileSpec(g, r_wire=pick("r_wire", preset.r_wire), r_driver=pick("r_driver", preset.r_driver),
-                    access=pick("access", preset.access), nmos=nmos, device=preset.device, tia=tia, dac=dac,
-                    name=Path(args.conductance).stem)
+    preset = preset.with_(r_wire=pick("r_wire", preset.r_wire), r_driver=pick("r_driver", preset.r_driver),
+                          access=pick("access", preset.access), tia=tia, dac_bits=pick("dac_bits", preset.dac_bits),
+                          v_read=pick("dac_vfs", preset.v_read),  # the DAC's full scale
+                          nmos=dataclasses.replace(preset.nmos, v_wordline=pick("v_wordline", preset.nmos.v_wordline)))
+    spec = tile_spec(preset, g, Path(args.conductance).stem)
     v = spec.check_voltages(v)
     bits = pick("adc_bits", preset.adc_bits)
     if bits is not None:
         if "adc_vfs" in given:
             vfs = args.adc_vfs
         else:  # calibrated on the batch, as cosim simulate does
-            vfs = float(np.max(np.abs(tia.rs * (dac_output(spec, v) @ spec.conductance)))) or 1.0
+            vfs = float(np.max(np.abs(spec.tia.rs * (dac_output(spec, v) @ spec.conductance)))) or 1.0
         spec = spec.with_(adc=AdcSpec(bits=bits, vfs=vfs))
     return spec, v

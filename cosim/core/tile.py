@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from cosim.core import netsafe
-from cosim.core.config import RESISTANCE_MODELS, TIA_KINDS, WINDOWS, AdcSpec, DacSpec, NmosAccess, TiaSpec, VteamParams
+from cosim.core.config import RESISTANCE_MODELS, TIA_KINDS, WINDOWS, AdcSpec, DacSpec, NmosAccess, Preset, TiaSpec, VteamParams
 from cosim.core.errors import InputError
 
 ACCESS_KINDS = ("none", "nmos")
@@ -187,3 +187,10 @@ class TileSpec:
         if v.shape[0] == 0:
             raise InputError("voltage holds no input vector (batch size 0)")
         return v
+
+
+def tile_spec(preset: Preset, conductance: np.ndarray, name: str) -> TileSpec:
+    """The TileSpec of `conductance` (R, C) (S) on the preset's hardware (DAC full scale v_read)."""
+    p = preset
+    return TileSpec(conductance, r_wire=p.r_wire, r_driver=p.r_driver, access=p.access, nmos=p.nmos,
+                    device=p.device, tia=p.tia, dac=DacSpec(bits=p.dac_bits, vfs=p.v_read), name=name)

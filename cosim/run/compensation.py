@@ -25,9 +25,10 @@ import numpy as np
 
 from cosim.core.config import Preset
 from cosim.core.errors import InputError
+from cosim.core.tile import tile_spec
 from cosim.fast.compensate import Compensation, compensate_tile
 from cosim.mapping.pairs import MappedMatrix, deinterleave, tile_conductance
-from cosim.run.plan import matrix_tiles, tile_spec
+from cosim.run.plan import matrix_tiles
 
 #: `--compensate` choices: 'none' programs the mapped conductances, 'irdrop' compensates them.
 COMPENSATE_MODES = ("none", "irdrop")

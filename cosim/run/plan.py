@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from torch import nn
 
-from cosim.core.config import DacSpec, Preset
 from cosim.core.tile import TileSpec
 from cosim.mapping.partition import TileSlice, partition_matrix
 from cosim.nets.loading import steps
@@ -37,13 +35,6 @@ def engine_for(tile: TileSlice, engine: str, spice_max_tile: int) -> str:
     if engine != "auto":
         return engine
     return "spice" if tile.rows <= spice_max_tile and tile.cols <= spice_max_tile else "fast"
-
-
-def tile_spec(preset: Preset, conductance: np.ndarray, name: str) -> TileSpec:
-    """The TileSpec of `conductance` (R, C) (S) on the preset's hardware (DAC full scale v_read)."""
-    p = preset
-    return TileSpec(conductance, r_wire=p.r_wire, r_driver=p.r_driver, access=p.access, nmos=p.nmos,
-                    device=p.device, tia=p.tia, dac=DacSpec(bits=p.dac_bits, vfs=p.v_read), name=name)
 
 
 def matrix_tiles(label: str, n_in: int, n_out: int, tile: int, split: str) -> list[TileSlice]:

@@ -25,7 +25,7 @@ from cosim.core.config import Preset
 from cosim.core.drive import dac_output
 from cosim.core.errors import InputError
 from cosim.core.results import TileResult
-from cosim.core.tile import TileSpec
+from cosim.core.tile import TileSpec, tile_spec
 from cosim.engines import solve
 from cosim.fast.prepared import FastTile
 from cosim.mapping.nonideal import NonIdeal, label_rng
@@ -44,7 +44,7 @@ from cosim.mapping.partition import TileSlice
 from cosim.nets.loading import steps
 from cosim.run.checkpoint import Checkpoint, task_key
 from cosim.run.executors import map_tasks
-from cosim.run.plan import PlannedTile, engine_for, matrix_tiles, step_name, tile_spec
+from cosim.run.plan import PlannedTile, engine_for, matrix_tiles, step_name
 from cosim.run.records import LayerRecord, TileRecord, TileTask
 from cosim.spice.process import check_timeout
 
