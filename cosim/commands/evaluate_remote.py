@@ -55,13 +55,9 @@ def remote_outputs(model: "nn.Module", convert_kwargs: dict, x: "torch.Tensor", 
     for result in results:  # batch order: the sums add up as in a local run
         sums, row_layers = result.states
         for label, (err, ref) in sums.items():
-            if label in layers.sums:
-                layers.sums[label][0] += err
-                layers.sums[label][1] += ref
+            layers.add(label, err, ref)
         for label, (sq, reads, groups) in row_layers.items():
-            entry = rows.layers.setdefault(label, [sq * 0, 0, groups])
-            entry[0] += sq
-            entry[1] += reads
+            rows.add(label, sq, reads, groups)
         for name, vectors in result.vectors.items():
             if name in cache.records:
                 cache.records[name].vectors += vectors

@@ -112,10 +112,15 @@ class RowStats:
             if isinstance(mod, nn.GRU):  # its hidden matrix's inputs are not the layer's input
                 return
             sq, reads = _row_squares(mod, inputs[0], self.preset)
-            entry = self.layers.setdefault(label, [np.zeros_like(sq), 0, int(getattr(mod, "groups", 1))])
-            entry[0] += sq
-            entry[1] += reads
+            self.add(label, sq, reads, int(getattr(mod, "groups", 1)))
         return hook
+
+    def add(self, label: str, sq: np.ndarray, reads: int, groups: int) -> None:
+        """Add one batch of layer `label`: its per-row sum of squared DAC voltages
+        `sq` (V^2), its reads, and its Conv2d groups (what a remote batch returns too)."""
+        entry = self.layers.setdefault(label, [np.zeros_like(sq), 0, groups])
+        entry[0] += sq
+        entry[1] += reads
 
     def close(self) -> None:
         """Remove the hooks."""

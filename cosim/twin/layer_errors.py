@@ -34,9 +34,15 @@ class LayerErrors:
             """Add this batch's squared error against `reference` and the reference's squared norm."""
             ref = reference(inputs[0])
             out, ref = (output[0], ref[0]) if isinstance(output, tuple) else (output, ref)
-            self.sums[label][0] += float(((out.double() - ref.double()) ** 2).sum())
-            self.sums[label][1] += float((ref.double() ** 2).sum())
+            self.add(label, float(((out.double() - ref.double()) ** 2).sum()), float((ref.double() ** 2).sum()))
         return hook
+
+    def add(self, label: str, err: float, ref: float) -> None:
+        """Add one batch of layer `label`: its squared error and its reference's
+        squared norm (a remote batch's sums too); layers this run has no hook on are left out."""
+        if label in self.sums:
+            self.sums[label][0] += err
+            self.sums[label][1] += ref
 
     def result(self) -> dict[str, float]:
         """Remove the hooks; label -> relative output error (dimensionless) over every batch so far."""
