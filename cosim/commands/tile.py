@@ -55,6 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run `cosim tile` from parsed arguments; returns the exit status."""
     from cosim.analysis.irdrop import irdrop_map, write_irdrop
+    from cosim.analysis.read_power import power_engine, power_line, read_power
     from cosim.engines import solve
     from cosim.results.disturb_io import write_disturb
     from cosim.results.provenance import versions
@@ -68,23 +69,20 @@ def run(args: argparse.Namespace) -> int:
             check_output_path(path)
     check_transient_options(args)
     transient = disturb = ratio = None
-    if args.transient:
-        result, transient, disturb = run_transient_read(spec, v, args)
-    from cosim.analysis.read_power import power_engine, power_line, read_power
-
     # The DC read power (W) of each vector: a transient read reports the fast solver's operating point.
     power_on = power_engine(spec, "fast" if args.transient else args.engine)
-    power = None
-    if not args.transient and args.engine == "fast" and not args.calibration and spec.access == "nmos":
+    if args.transient:
+        result, transient, disturb = run_transient_read(spec, v, args)
+        power = read_power(spec, v, power_on)
+    elif args.engine == "fast" and not args.calibration and spec.access == "nmos":
         from cosim.fast.power import solve_with_power
 
         result, power = solve_with_power(spec, v)  # one exact solve gives currents and power
-    elif not args.transient:
+    else:
         options = {"timeout_s": args.timeout, "spice": args.spice} if args.engine == "spice" else {}
         if args.engine == "fast" and args.calibration:
             options["calibration"] = args.calibration
         result = solve(spec, v, engine=args.engine, **options)
-    if power is None:
         power = read_power(spec, v, power_on, spice=args.spice, timeout_s=args.timeout)
     if args.irdrop:
         ratio = irdrop_map(spec, v, engine=args.engine, timeout_s=args.timeout,
