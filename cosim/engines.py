@@ -104,4 +104,5 @@ def solve_spice(spec: TileSpec, voltages: np.ndarray, mode: str = "op", tran: Tr
         codes = np.array([[p[f"v(adc_c{j})"][-1] for j in cols] for p in run.plots])
         codes = np.rint(codes).astype(np.int64)
     waveforms = [dict(p.vectors) for p in run.plots] if mode == "tran" else None
-    return TileResult(current, vout, codes, "spice", run.wall_s, run.netlist, run.log, waveforms)
+    vectors = [dict(p.vectors) for p in run.plots] if save_all else None
+    return TileResult(current, vout, codes, "spice", run.wall_s, run.netlist, run.log, waveforms, vectors)

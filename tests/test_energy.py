@@ -156,6 +156,27 @@ def test_tile_1t1r_power_comes_from_the_same_exact_solve(tmp_path) -> None:
         np.testing.assert_allclose(h5["power_parts"][()], reference.stacked(), rtol=1e-8, atol=1e-18)
 
 
+def test_tile_spice_power_comes_from_its_own_op_run(tmp_path) -> None:
+    """`cosim tile --engine spice` takes the power from the `.op` that gives its outputs
+    (every vector saved, one ngspice run): equal to the fast solver's exact power to 1e-6."""
+    from cosim.core.tile import TileSpec
+    from cosim.fast.power import tile_power
+
+    rng = np.random.default_rng(3)
+    g = rng.uniform(1 / 12e3, 1 / 1e3, (4, 3))
+    v = rng.uniform(-0.3, 0.3, (2, 4))
+    np.save(tmp_path / "G.npy", g)
+    np.save(tmp_path / "V.npy", v)
+    out = tmp_path / "t.h5"
+    assert main(["tile", "--conductance", str(tmp_path / "G.npy"), "--voltage", str(tmp_path / "V.npy"),
+                 "--engine", "spice", "--access", "nmos", "--r-wire", "1", "--r-driver", "10",
+                 "--out", str(out)]) == 0
+    reference = tile_power(TileSpec(conductance=g, r_wire=1.0, r_driver=10.0, access="nmos"), v)
+    with h5py.File(out) as h5:
+        assert h5["power"].attrs["engine"] == "spice"
+        np.testing.assert_allclose(h5["power"][()], reference.total, rtol=1e-6, atol=0)
+
+
 def test_twin_row_statistics_match_the_simulated_tiles() -> None:
     """The evaluate hooks (per-row sums of v^2 from the feature map) equal the
     sums over the im2col reads the simulation's tiles actually answered."""

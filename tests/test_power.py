@@ -14,7 +14,7 @@ from cosim.core.tile import TileSpec
 from cosim.core.tile_power import GMIN, PARTS
 from cosim.fast.newton import NGSPICE_GMIN
 from cosim.fast.power import admittance_parts, quadratic_power, row_model_power, tile_power
-from cosim.spice.power import spice_power, spice_read_energy
+from cosim.analysis.read_power import spice_power, spice_read_energy
 
 CASES = [("none", 1.0, 10.0, "ideal"), ("none", 0.0, 10.0, "ideal"), ("none", 1.0, 0.0, "vcvs"),
          ("none", 0.0, 0.0, "ideal"), ("nmos", 1.0, 10.0, "ideal"), ("nmos", 0.0, 10.0, "vcvs"),

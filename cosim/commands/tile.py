@@ -78,12 +78,17 @@ def run(args: argparse.Namespace) -> int:
         from cosim.fast.power import solve_with_power
 
         result, power = solve_with_power(spec, v)  # one exact solve gives currents and power
+    elif power_on == "spice":  # one .op with every vector saved gives the outputs and the power
+        from cosim.spice.power import op_power
+
+        result = solve(spec, v, engine="spice", spice=args.spice, timeout_s=args.timeout, save_all=True)
+        power = op_power(spec, result.vectors, args.spice)
     else:
         options = {"timeout_s": args.timeout, "spice": args.spice} if args.engine == "spice" else {}
         if args.engine == "fast" and args.calibration:
             options["calibration"] = args.calibration
         result = solve(spec, v, engine=args.engine, **options)
-        power = read_power(spec, v, power_on, spice=args.spice, timeout_s=args.timeout)
+        power = read_power(spec, v, power_on)
     if args.irdrop:
         ratio = irdrop_map(spec, v, engine=args.engine, timeout_s=args.timeout,
                            calibration=args.calibration if args.engine == "fast" else None)

@@ -21,6 +21,8 @@ class TileResult:
         netlist: the ngspice netlist (spice engine).
         log: ngspice's log (spice engine).
         waveforms: one dict of vectors per input vector (transients), with `time` (s).
+        vectors: with `save_all`, every vector the simulator saved, one dict per
+            input vector's analysis (the read power is taken from them).
     """
 
     current: np.ndarray
@@ -31,3 +33,4 @@ class TileResult:
     netlist: str | None = None
     log: str | None = None
     waveforms: list[dict[str, np.ndarray]] | None = None
+    vectors: list[dict[str, np.ndarray]] | None = None

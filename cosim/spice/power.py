@@ -9,8 +9,9 @@ drivers, TIA inputs) come from the node voltages of the same run
 (`cosim.core.tile_power`), the devices from the memristor-NMOS nodes in `.op`
 and as the rest in `.tran`. Everything here takes a run's vectors
 (name -> values, ngspice names: `Plot.vectors`), so any runner that yields
-them (a subprocess, an in-process ngspice) can use it; `spice_power` and
-`spice_read_energy` run the tile themselves with every vector saved.
+them (a subprocess, an in-process ngspice, VACASK) can use it; the runs
+themselves are `cosim.engines.solve_spice(..., save_all=True)`
+(`cosim.analysis.read_power.spice_power`, `spice_read_energy`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from cosim.core.config import TranSpec
 from cosim.core.errors import CosimError, InputError
 from cosim.core.tile import TileSpec
 from cosim.core.tile_power import PARTS, TilePower, edge_drops, power_from_nodes
@@ -112,38 +112,3 @@ def tran_energy(spec: TileSpec, vectors: Vectors, spice: str, t0: float, t1: flo
         rest -= out[key]
     out["devices"] = rest
     return out
-
-
-def _run(spec: TileSpec, v: np.ndarray, mode: str, tran: TranSpec | None, spice: str, timeout_s: float
-         ) -> list[Vectors]:
-    """Run the tile with every vector saved; one vectors mapping per analysis
-    ('ngspice-shared' runs the same netlist in the ngspice program: same vectors)."""
-    if spice.startswith("ngspice"):
-        from cosim.spice.ngspice import run_netlist
-        from cosim.spice.ngspice_netlist import tile_netlist
-
-        run = run_netlist(tile_netlist(spec, v, mode=mode, tran=tran, save_all=True), timeout_s=timeout_s,
-                          expect_plots=v.shape[0])
-    elif spice == "vacask":
-        from cosim.spice.vacask import run_tile
-
-        run = run_tile(spec, v, mode, tran, timeout_s=timeout_s, save_all=True)
-    else:
-        raise InputError(f"unknown SPICE engine {spice!r}; use ngspice or vacask")
-    return [dict(p.vectors) for p in run.plots]
-
-
-def spice_power(spec: TileSpec, voltages: np.ndarray, spice: str = "ngspice", timeout_s: float = 600.0
-                ) -> TilePower:
-    """Read power of `spec` per input vector ((B,) W) from a SPICE `.op`
-    (`voltages` (R,) or (B, R) V before the DACs, as `cosim.engines.solve`)."""
-    v = spec.check_voltages(voltages)
-    return op_power(spec, _run(spec, v, "op", None, spice, timeout_s), spice)
-
-
-def spice_read_energy(spec: TileSpec, voltages: np.ndarray, t0: float, t1: float, spice: str = "ngspice",
-                      tran: TranSpec | None = None, timeout_s: float = 600.0) -> list[dict[str, float]]:
-    """Read energy of `spec` over [t0, t1] (J) per input vector, from a SPICE
-    `.tran` (live VTEAM states, DAC step; `tran_energy`)."""
-    v = spec.check_voltages(voltages)
-    return [tran_energy(spec, vectors, spice, t0, t1) for vectors in _run(spec, v, "tran", tran, spice, timeout_s)]
