@@ -68,7 +68,7 @@ def tiles(sizes: list[int], vectors: int, preset: str) -> list[dict]:
     from cosim.core.drive import dac_output
     from cosim.core.tile import TileSpec
     from cosim.fast.power import tile_power
-    from cosim.spice.power import spice_power
+    from cosim.analysis.read_power import spice_power
 
     p = load_preset(preset)
     rng = np.random.default_rng(0)
