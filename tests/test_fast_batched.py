@@ -77,7 +77,7 @@ def test_convergence_masks_let_easy_vectors_leave_and_change_nothing():
     for k in range(1, v.shape[0]):
         alone, _, _ = batched_nodes(factor, v[k:k + 1], NEWTON_VTOL, workers=1)
         assert rel_err(currents[k], alone[0]) < 1e-10
-    assert rel_err(currents[1:], newton_currents(spec, v[1:])) < 1e-10
+    assert rel_err(currents[1:], newton_currents(spec, v[1:])) < 1e-9  # the spec's tolerance
 
 
 def test_chunks_and_worker_threads_change_nothing_but_rounding():

@@ -12,7 +12,7 @@ stay in triode as long as every node voltage stays below a (1.3 V for the
 presets), which passivity guarantees when every DAC output does
 (|v| < a). So the memristor-NMOS node of each cell has a closed form given
 its row and column node voltages x, y (the smaller root of a quadratic,
-`_cell_injection`), and the tile reduces to its row and column nodes with
+`_cell_residuals`), and the tile reduces to its row and column nodes with
 one exactly known nonlinear cell current each.
 
 The iteration (`batched_nodes`) is a fixed point on that reduced system:
@@ -20,9 +20,13 @@ the linear network with each cell at its small-signal conductance (memristor
 in series with the channel at Vds = 0), factored once per tile
 (`BatchedFactor`: the row-chain inverses K_i and the Schur inverses of the
 column-node sweep, both R dense C x C blocks), solved for the exact cells'
-deviation from it. One step is two matrix products per row with every
-vector of the chunk as a column (BLAS-3), and elementwise work on one row
-of cells at a time (it stays in cache). The deviation is 1-10 % of a cell's
+deviation from it. Each step is written as a correction (`_refine`): the
+exact network's KCL residuals at the iterate in float64, the factored
+network solved for them in float32 (four C x C by C x B products per row,
+every vector of the chunk a column: BLAS-3 at single-precision speed), the
+correction added in float64. float32 rounds only the correction (~1e-6 of
+it), so the iterates reach float64 accuracy; elementwise work runs on one
+row of cells at a time (it stays in cache). The deviation is 1-10 % of a cell's
 current, and what a step leaves is that times the share of it that
 returns through the cells, so each step gains 2-3 digits with the seed
 001 devices (1-12 kohm) and ~2 with seed 000's (50 ohm-1 kohm). Each
@@ -32,14 +36,14 @@ is below BATCH_RTOL of its scale (its largest input for the row nodes, its
 largest voltage at a TIA end for the column nodes). gmin (1e-12 S from
 each NMOS terminal to ground, as ngspice has it) is in the cell law.
 
-The first step (the small-signal solution) runs its products in float32
-(SINGLE_STEPS); the float64 steps after it undo that rounding.
+The first step, from zero, is the small-signal solution.
 Chunks of vectors run on BATCH_WORKERS threads, the BLAS on one thread each.
 Everything is numpy (the BLAS numpy links), no torch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,22 +54,19 @@ from cosim.fast.chains import _chain_inverse
 from cosim.fast.structured import blas_threads, schur_inverses
 from cosim.fast.tia import tia_termination
 
-#: Bytes of work arrays a chunk of vectors may hold (four (R, C, chunk) float64 arrays).
+#: Bytes of work arrays a chunk of vectors may hold (four (R, C, chunk) float64
+#: arrays and two float32 ones).
 BATCH_CHUNK_BYTES = 192 * 2**20
 
 #: Steps after which a vector that has not converged is an error.
 BATCH_MAX_ITER = 60
 
-#: Leading steps whose products run in float32 (`_Products`): the small-signal
-#: one; with more, the first float64 step's removal of float32's rounding
-#: costs a step of its own (no vector may end before it).
-SINGLE_STEPS = 1
-
 #: Relative tolerance of the node voltages (`batched_nodes`): a vector stops
 #: when its next step, extrapolated from the last two, would move no node by
 #: more than this of its scale (the currents then agree with a full Newton to
-#: ~1e-12, the spec asks 1e-9).
-BATCH_RTOL = 1e-10
+#: 1e-12 with seed 001's devices and 7e-11 with seed 000's at 128 x 128,
+#: bench/fast_solver.py; the spec asks 1e-9).
+BATCH_RTOL = 1e-9
 
 #: Threads solving chunks of a batch side by side (`batched_nodes`).
 BATCH_WORKERS = 2
@@ -106,9 +107,8 @@ class BatchedFactor:
         beta, a, gmin: the triode law (A/V^2, V) and ngspice's gmin (S).
         k_row: (R, C, C) row-chain inverses (ohm).
         s_inv: (R, C, C) Schur inverses of the column-node sweep (ohm).
-        k_drive: (R, C) row-chain response to 1 V at the row's DAC (V/V).
-        k_row32, s_inv32: k_row and s_inv in float32, for the first steps
-            (`_iterate` with `single`).
+        k_row32, s_inv32: k_row and s_inv in float32, for the corrections
+            of `_refine`.
     """
 
     g_m: np.ndarray
@@ -121,7 +121,6 @@ class BatchedFactor:
     gmin: float
     k_row: np.ndarray
     s_inv: np.ndarray
-    k_drive: np.ndarray
     k_row32: np.ndarray
     s_inv32: np.ndarray
 
@@ -150,8 +149,7 @@ def batched_factor(spec: TileSpec, card: dict[str, float], gmin: float) -> Batch
     with blas_threads(1):
         s_inv = schur_inverses(g_cell, w, g_driver, w_end)
     return BatchedFactor(g_m, g_cell, w, g_driver, w_end, beta, a, gmin, k_row, s_inv,
-                         np.ascontiguousarray(k_row[:, :, 0] * g_driver), k_row.astype(np.float32),
-                         s_inv.astype(np.float32))
+                         k_row.astype(np.float32), s_inv.astype(np.float32))
 
 
 class _RowWork:
@@ -159,124 +157,117 @@ class _RowWork:
 
     def __init__(self, f: BatchedFactor) -> None:
         self.g_m = f.g_m[:, :, None]
-        self.g_cell = f.g_cell[:, :, None]
+        self.g_cell32 = f.g_cell[:, :, None].astype(np.float32)
         t_half = (f.g_m + f.beta * f.a + f.gmin) / 2.0
         self.t_half = t_half[:, :, None]
         self.t_half_sq = (t_half * t_half)[:, :, None]
 
 
-def _cell_injection(f: BatchedFactor, c: _RowWork, i: int, x: np.ndarray, y: np.ndarray,
-                    rx: np.ndarray, ry: np.ndarray, work: np.ndarray) -> None:
-    """Currents (C, B) (A) the exact cells of row i inject into their row
-    nodes (rx) and column nodes (ry) beyond the small-signal cells, for row
-    and column node voltages x, y (C, B) (V).
+def _cell_residuals(f: BatchedFactor, c: _RowWork, i: int, v_i: np.ndarray, x: np.ndarray, y: np.ndarray,
+                    res_x: np.ndarray, res_y: np.ndarray, work: np.ndarray) -> None:
+    """KCL residuals (C, B) (A) of row i's row nodes (res_x) and column
+    nodes (res_y) at the iterate x, y (R, C, B) (V) with the exact cells:
+    the current flowing into each node from its driver, wires and cell.
 
     KCL at the memristor-NMOS node m: g_m (x - m) = phi(m) - phi(y) + gmin m,
     a quadratic in m whose smaller root is m = cc / (T/2 + sqrt(T^2/4 - beta cc / 2)),
     cc = g_m x + phi(y), T = g_m + beta a + gmin. The cell draws I = g_m (x - m)
     from x and delivers I - gmin m to y; y also loses gmin y.
     """
-    beta, a = f.beta, f.a
-    cc, t = work[0], work[1]
-    np.multiply(y, -0.5 * beta, out=t)  # phi(y) = y (beta a - beta y / 2)
+    beta, a, w = f.beta, f.a, f.w
+    xi, yi = x[i], y[i]
+    cc, t, cell = work[0], work[1], work[2]
+    np.multiply(yi, -0.5 * beta, out=t)  # phi(y) = y (beta a - beta y / 2)
     t += beta * a
-    t *= y
-    np.multiply(c.g_m[i], x, out=cc)
+    t *= yi
+    np.multiply(c.g_m[i], xi, out=cc)
     cc += t
     np.multiply(cc, -0.5 * beta, out=t)
     t += c.t_half_sq[i]
     np.sqrt(t, out=t)
     t += c.t_half[i]
     np.divide(cc, t, out=t)  # m
-    np.subtract(x, y, out=rx)  # the small-signal cell draws g_cell (x - y) ...
-    rx *= c.g_cell[i]
-    np.subtract(x, t, out=cc)  # ... the exact one I = g_m (x - m)
-    cc *= c.g_m[i]
-    rx -= cc
-    np.add(y, t, out=ry)
-    ry *= -f.gmin
-    ry -= rx
+    np.subtract(xi, t, out=cell)
+    cell *= c.g_m[i]  # I
+    np.add(t, yi, out=res_y)
+    res_y *= -f.gmin
+    res_y += cell
+    np.negative(cell, out=res_x)
+    res_x[0] += f.g_driver * (v_i - xi[0])
+    link = cc[:-1]
+    np.subtract(xi[1:], xi[:-1], out=link)  # row wires: w (x_{j+1} - x_j) into node j, out of node j+1
+    link *= w
+    res_x[:-1] += link
+    res_x[1:] -= link
+    rows = x.shape[0]
+    if i:
+        np.subtract(y[i - 1], yi, out=cc)  # column wires
+        cc *= w
+        res_y += cc
+    if i < rows - 1:
+        np.subtract(y[i + 1], yi, out=cc)
+        cc *= w
+        res_y += cc
+    else:
+        np.multiply(yi, f.w_end, out=cc)  # the last segment into the TIA
+        res_y -= cc
 
 
-class _Products:
-    """The C x C by C x B products of one step: float64, or (`single`) the
-    factor's float32 copies with the right-hand sides cast, for the first
-    steps: what float32 leaves (~1e-6 of the correction) every later float64
-    step takes away again (each step is the whole fixed-point map, not an
-    update)."""
-
-    def __init__(self, f: BatchedFactor, cols: int, batch: int, single: bool) -> None:
-        self.k, self.s = (f.k_row32, f.s_inv32) if single else (f.k_row, f.s_inv)
-        self.single = single
-        if single:
-            self.rhs = np.empty((cols, batch), dtype=np.float32)
-            self.out = np.empty((cols, batch), dtype=np.float32)
-
-    def __call__(self, blocks: np.ndarray, i: int, rhs: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """out = blocks[i] @ rhs (V or A), blocks the factor's k_row or s_inv."""
-        if not self.single:
-            return np.matmul(blocks[i], rhs, out=out)
-        np.copyto(self.rhs, rhs, casting="same_kind")
-        np.matmul(blocks[i], self.rhs, out=self.out)
-        np.copyto(out, self.out)
-        return out
-
-
-def _iterate(f: BatchedFactor, c: _RowWork, v: np.ndarray, x: np.ndarray, y: np.ndarray,
-             q: np.ndarray, z: np.ndarray, nonlinear: bool, single: bool = False
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One fixed-point step for a chunk, layout (R, C, B): the linear network
-    solved for the DAC drive plus (when `nonlinear`) the exact cells'
-    injections at the iterate (x, y) (V), its products in float32 when
-    `single` (`_Products`). Returns the new (x, y) (written into q and z,
-    whose old contents are scratch) and each vector's largest change of a
-    row node and of a column node, (B,) each (V)."""
+def _refine(f: BatchedFactor, c: _RowWork, v: np.ndarray, x: np.ndarray, y: np.ndarray,
+            q: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One fixed-point step for a chunk, layout (R, C, B), written as a
+    correction: the KCL residuals of the exact network at the iterate x, y
+    (V) in float64, the small-signal network solved for them in float32
+    (q, z: (R, C, B) float32 scratch), the correction added to x and y in
+    place. In exact arithmetic this is x <- L^-1 (drive + exact cells'
+    deviation at x); float32 only rounds the correction, ~1e-6 of it, which
+    the next step's residual sees again. Returns each vector's largest
+    change of a row node and of a column node, (B,) each (V)."""
     rows, cols, batch = x.shape
-    w = f.w
-    mm = _Products(f, cols, batch, single)
-    k_row, s_inv = mm.k, mm.s
-    rx = np.zeros((cols, batch))
-    ry = np.zeros((cols, batch))
-    rho = np.empty((cols, batch))
-    work = np.empty((2, cols, batch))
-    g = c.g_cell
+    w = np.float32(f.w)
+    k_row, s_inv, g = f.k_row32, f.s_inv32, c.g_cell32
+    res_x = np.empty((cols, batch))
+    res_y = np.empty((cols, batch))
+    work = np.empty((3, cols, batch))
+    rhs = np.empty((cols, batch), dtype=np.float32)
+    rho = np.empty((cols, batch), dtype=np.float32)
     for i in range(rows):
-        if nonlinear:
-            _cell_injection(f, c, i, x[i], y[i], rx, ry, work)
-            rx[0] += f.g_driver * v[i]
-            mm(k_row, i, rx, q[i])  # row nodes for the row injections alone
-            np.multiply(g[i], q[i], out=rho)
-            rho += ry
-        else:  # the drive alone: K_i e_0 g_driver v_i
-            np.multiply(f.k_drive[i][:, None], v[i], out=q[i])
-            np.multiply(g[i], q[i], out=rho)
+        _cell_residuals(f, c, i, v[i], x, y, res_x, res_y, work)
+        np.copyto(rhs, res_x, casting="same_kind")
+        np.matmul(k_row[i], rhs, out=q[i])  # row nodes for the row residuals alone
+        np.multiply(g[i], q[i], out=rho)
+        rho += res_y
         if i:
-            np.multiply(z[i - 1], w, out=work[1])  # no temporary: 8 C B bytes a row would be page faults
-            rho += work[1]
-        mm(s_inv, i, rho, z[i])
+            np.multiply(z[i - 1], w, out=rhs)
+            rho += rhs
+        np.matmul(s_inv[i], rho, out=z[i])
     step_x, step_y = np.zeros(batch), np.zeros(batch)
-    delta = work[0]
     for i in range(rows - 1, -1, -1):
         if i < rows - 1:
-            mm(s_inv, i, z[i + 1], rho)
+            np.matmul(s_inv[i], z[i + 1], out=rho)
             rho *= w
             z[i] += rho  # column nodes y_i = z_i + w S_i^-1 y_{i+1}
         np.multiply(g[i], z[i], out=rho)
-        mm(k_row, i, rho, delta)
-        q[i] += delta  # row nodes x_i = K_i (rx_i + g y_i)
-        if not nonlinear:  # the first step: from zero, nothing to compare
-            continue
-        np.subtract(q[i], x[i], out=delta)
-        np.abs(delta, out=delta)
-        np.maximum(step_x, delta.max(axis=0), out=step_x)
-        np.subtract(z[i], y[i], out=delta)
-        np.abs(delta, out=delta)
-        np.maximum(step_y, delta.max(axis=0), out=step_y)
-    return q, z, step_x, step_y
+        np.matmul(k_row[i], rho, out=rhs)
+        q[i] += rhs  # row nodes x_i = K_i (rx_i + g y_i)
+        x[i] += q[i]
+        y[i] += z[i]
+        np.abs(q[i], out=rhs)
+        np.maximum(step_x, rhs.max(axis=0), out=step_x)
+        np.abs(z[i], out=rhs)
+        np.maximum(step_y, rhs.max(axis=0), out=step_y)
+    return step_x, step_y
+
+
+#: What `batched_nodes` hands its `visit` callable as vectors converge: their
+#: indices into the batch (b,), and their row, column and memristor-NMOS node
+#: voltages (b, R, C) (V).
+NodeVisitor = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
 
 
 def batched_nodes(f: BatchedFactor, v_dac: np.ndarray, tol: float, max_iter: int = BATCH_MAX_ITER,
-                  chunk: int | None = None, with_nodes: bool = False, workers: int = BATCH_WORKERS
+                  chunk: int | None = None, with_nodes: bool = False, workers: int = BATCH_WORKERS,
+                  visit: NodeVisitor | None = None
                   ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None, np.ndarray]:
     """Exact operating points of a batch: TIA input currents (B, C) (A), the
     row, column and memristor-NMOS node voltages (B, R, C) (V) when
@@ -295,10 +286,13 @@ def batched_nodes(f: BatchedFactor, v_dac: np.ndarray, tol: float, max_iter: int
             each meanwhile (`threadpoolctl`; restored after): numpy's
             elementwise work is single-threaded, and OpenBLAS's own threads
             stall on small products when other processes hold the cores.
+        visit: called on the worker threads with the node voltages of the
+            vectors that converge (`NodeVisitor`), so that what is computed
+            from them (read power) needs no (B, R, C) arrays of the batch.
     """
     batch = v_dac.shape[0]
     rows, cols = f.g_m.shape
-    most = chunk or max(1, BATCH_CHUNK_BYTES // (4 * 8 * rows * cols))
+    most = chunk or max(1, BATCH_CHUNK_BYTES // ((4 * 8 + 2 * 4) * rows * cols))
     count = -(-batch // most)
     if chunk is None and workers > 1:
         count = -(-max(count, workers) // workers) * workers
@@ -306,13 +300,22 @@ def batched_nodes(f: BatchedFactor, v_dac: np.ndarray, tol: float, max_iter: int
     c = _RowWork(f)
     currents = np.empty((batch, cols))
     nodes = tuple(np.empty((batch, rows, cols)) for _ in range(3)) if with_nodes else None
+    if nodes is not None:
+        inner = visit
+
+        def visit(index: np.ndarray, row: np.ndarray, col: np.ndarray, mid: np.ndarray) -> None:
+            """Keep the converged vectors' nodes (and pass them on)."""
+            for target, source in zip(nodes, (row, col, mid)):
+                target[index] = source
+            if inner is not None:
+                inner(index, row, col, mid)
     steps = np.zeros(batch, dtype=np.int64)
     starts = list(range(0, batch, size))
 
     def run(start: int) -> None:
         """Solve the chunk of vectors from `start`."""
         _solve_chunk(f, c, v_dac, np.arange(start, min(batch, start + size)), tol, max_iter,
-                     currents, nodes, steps)
+                     currents, visit, steps)
 
     run_chunks(run, starts, workers)
     return currents, nodes, steps
@@ -335,51 +338,48 @@ def run_chunks(run, starts: list[int], workers: int) -> None:
 
 
 def _solve_chunk(f: BatchedFactor, c: _RowWork, v_dac: np.ndarray, index: np.ndarray, tol: float,
-                 max_iter: int, currents: np.ndarray, nodes: tuple[np.ndarray, ...] | None,
-                 steps: np.ndarray) -> None:
+                 max_iter: int, currents: np.ndarray, visit: NodeVisitor | None, steps: np.ndarray) -> None:
     """Iterate the vectors `index` of v_dac (B, R) (V) to their operating
-    points; converged vectors leave the chunk (their mask) and are written
-    into `currents` (A), `nodes` (V) and `steps`. The four (R, C, b) work
-    arrays live in four buffers allocated once (a fresh array per step would
-    cost a page fault per 4 KiB)."""
+    points from zero (the first step is the small-signal solution);
+    converged vectors leave the chunk (their mask) and are written into
+    `currents` (A) and `steps`, their nodes handed to `visit`. The work arrays live in
+    buffers allocated once (a fresh array per step would cost a page fault
+    per 4 KiB): x, y and their compacted copies in float64, the corrections
+    in float32."""
     rows, cols = f.g_m.shape
     cells = rows * cols
     buffers = [np.empty(cells * index.size) for _ in range(4)]
+    corrections = [np.empty(cells * index.size, dtype=np.float32) for _ in range(2)]
 
-    def view(k: int, count: int) -> np.ndarray:
-        """Buffer k as an (R, C, count) array."""
-        return buffers[k][:cells * count].reshape(rows, cols, count)
+    def view(k: int, count: int, pool: list[np.ndarray] = buffers) -> np.ndarray:
+        """Buffer k of `pool` as an (R, C, count) array."""
+        return pool[k][:cells * count].reshape(rows, cols, count)
 
     v = np.ascontiguousarray(v_dac[index].T)  # (R, b)
     limit_x = tol + BATCH_RTOL * np.abs(v).max(axis=0)
     limit_y = np.full(index.size, np.inf)
-    order = [0, 1, 2, 3]  # buffers of x, y, q, z
+    order = [0, 1, 2, 3]  # buffers of x, y, and of their compacted copies
     x, y = view(0, index.size), view(1, index.size)
     x.fill(0.0)
     y.fill(0.0)
     previous = np.full(index.size, np.inf)
     for k in range(max_iter):
         count = index.size
-        _, _, step_x, step_y = _iterate(f, c, v, x, y, view(order[2], count), view(order[3], count),
-                                        nonlinear=k > 0, single=k < SINGLE_STEPS)
-        order = [order[2], order[3], order[0], order[1]]  # the new x, y are in q's and z's buffers
-        x, y = view(order[0], count), view(order[1], count)
+        step_x, step_y = _refine(f, c, v, x, y, view(0, count, corrections), view(1, count, corrections))
         steps[index] += 1
-        if k == 0:  # the linear solution: it sets the column nodes' scale
+        if k == 0:  # the small-signal solution: it sets the column nodes' scale
             limit_y = BATCH_RTOL * np.abs(y[-1]).max(axis=0) + 1e-300
             continue
         step = np.maximum(step_x / limit_x, step_y / limit_y)  # 1 = at tolerance
         finite = np.isfinite(previous) & (previous > 0)
         ratio = np.where(finite, step / np.where(finite, previous, 1.0), 1.0)
         estimate = np.where(ratio < 0.5, step * ratio / np.maximum(1.0 - ratio, 0.5), step)
-        # no vector ends on a float32 step, and the first float64 step, which
-        # removes float32's rounding, is not part of the contraction estimate
-        done = ((step <= 1.0) | (estimate <= 1.0)) & (k >= SINGLE_STEPS)
-        previous = step if k >= SINGLE_STEPS else np.full(index.size, np.inf)
+        done = (step <= 1.0) | (estimate <= 1.0)
+        previous = step  # the second step (the first one estimated from) also removes the first's rounding
         if done.any():
             currents[index[done]] = f.w_end * y[-1][:, done].T
-            if nodes is not None:
-                _store_nodes(f, c, x[:, :, done], y[:, :, done], nodes, index[done])
+            if visit is not None:
+                _visit_nodes(f, c, x[:, :, done], y[:, :, done], visit, index[done])
             keep = ~done
             index, v, previous = index[keep], v[:, keep], previous[keep]
             limit_x, limit_y = limit_x[keep], limit_y[keep]
@@ -395,20 +395,19 @@ def _solve_chunk(f: BatchedFactor, c: _RowWork, v_dac: np.ndarray, index: np.nda
                      "(full Newton) or the spice engine")
 
 
-def _store_nodes(f: BatchedFactor, c: _RowWork, x: np.ndarray, y: np.ndarray,
-                 nodes: tuple[np.ndarray, np.ndarray, np.ndarray], index: np.ndarray) -> None:
-    """Write row, column and memristor-NMOS node voltages (V) of converged
-    vectors (x, y in layout (R, C, b)) into `nodes` (B, R, C) at `index`."""
+def _visit_nodes(f: BatchedFactor, c: _RowWork, x: np.ndarray, y: np.ndarray, visit: NodeVisitor,
+                 index: np.ndarray) -> None:
+    """Hand the row, column and memristor-NMOS node voltages (V) of
+    converged vectors (x, y in layout (R, C, b)) to `visit` as (b, R, C)."""
     cc = c.g_m * x + y * (f.beta * f.a - 0.5 * f.beta * y)
     m = cc / (c.t_half + np.sqrt(c.t_half_sq - 0.5 * f.beta * cc))
-    for target, source in zip(nodes, (x, y, m)):
-        target[index] = np.moveaxis(source, -1, 0)
+    visit(index, *(np.moveaxis(source, -1, 0) for source in (x, y, m)))
 
 
 def solve_injections(f: BatchedFactor, rx: np.ndarray, ry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row and column node voltages (R, C, B) (V) of the small-signal network
     of `f` (DACs at 0 V) for currents injected into its row nodes `rx` and
-    column nodes `ry`, (R, C, B) (A): the sweep of `_iterate` for any injection."""
+    column nodes `ry`, (R, C, B) (A): the sweep of `_refine` in float64 for any injection."""
     rows, cols, batch = rx.shape
     w = f.w
     q = np.empty_like(rx)
@@ -433,12 +432,12 @@ def solve_injections(f: BatchedFactor, rx: np.ndarray, ry: np.ndarray) -> tuple[
 
 def linear_nodes(f: BatchedFactor, v_dac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row and column node voltages (R, C, B) (V) of the small-signal network
-    for DAC outputs (B, R) (V) (the first step of `batched_nodes`)."""
-    v = np.ascontiguousarray(v_dac.T)
-    x = np.zeros((f.g_m.shape[0], f.g_m.shape[1], v.shape[1]))
-    y = np.zeros_like(x)
-    new_x, new_y, _, _ = _iterate(f, _RowWork(f), v, x, y, np.empty_like(x), np.empty_like(x), nonlinear=False)
-    return new_x, new_y
+    for DAC outputs (B, R) (V): each row's driver current g_driver v into
+    its first row node (`solve_injections`)."""
+    rows, cols = f.g_m.shape
+    rx = np.zeros((rows, cols, v_dac.shape[0]))
+    rx[:, 0, :] = f.g_driver * v_dac.T
+    return solve_injections(f, rx, np.zeros_like(rx))
 
 
 def cell_deviation(f: BatchedFactor, x: np.ndarray, y: np.ndarray) -> np.ndarray:

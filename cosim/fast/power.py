@@ -22,7 +22,7 @@ import numpy as np
 from cosim.core.tile import TileSpec
 from cosim.core.tile_power import PARTS, TilePower, as_batch, edge_drops, power_from_nodes
 from cosim.fast.nodal import nodal_graph
-from cosim.fast.structured import factor_structured
+from cosim.fast.structured import blas_threads, factor_structured
 from cosim.fast.tia import tia_termination
 
 if TYPE_CHECKING:
@@ -124,7 +124,9 @@ def admittance_parts(spec: TileSpec, g_cell: np.ndarray | None = None) -> dict[s
     edge for a unit voltage on each row. `g_cell` (R, C) (S) is each whole
     cell's conductance (default the devices': access 'none'; a 1T1R tile
     linearised by `cosim.fast.prepared.cell_conductance`). Memory 8 R^2 C
-    bytes for the unit solutions (16 MiB at 128x128)."""
+    bytes for the unit solutions (16 MiB at 128x128). The Gram products run
+    on one BLAS thread: OpenBLAS's threads take 10-30x longer on these wide
+    (R, R C) x (R C, R) products whenever another process holds a core."""
     g = spec.conductance if g_cell is None else np.asarray(g_cell, dtype=float)
     row, col = _unit_nodes(spec, g)
     eye = np.eye(spec.rows)
@@ -135,9 +137,10 @@ def admittance_parts(spec: TileSpec, g_cell: np.ndarray | None = None) -> dict[s
         weights = np.broadcast_to(np.asarray(gv, dtype=float), d.shape[1:]).reshape(-1)
         return (flat * weights) @ flat.T
 
-    for key, edges in edge_drops(spec, eye, row, col).items():
-        out[key] = sum((gram(d, gv) for d, gv in edges), np.zeros((spec.rows, spec.rows)))
-    out["devices"] = gram(row - col, g)
+    with blas_threads(1):
+        for key, edges in edge_drops(spec, eye, row, col).items():
+            out[key] = sum((gram(d, gv) for d, gv in edges), np.zeros((spec.rows, spec.rows)))
+        out["devices"] = gram(row - col, g)
     return {k: out[k] for k in PARTS}
 
 
@@ -195,16 +198,12 @@ def tile_power(spec: TileSpec, v_dac: np.ndarray, *, exact_access: bool = True) 
     return power_from_nodes(spec, v, row, col, mid)
 
 
-#: Vectors per fused solve-and-power step of `solve_with_power`: the node arrays of one
-#: step (3 x B x R x C) stay a few tens of MiB instead of the whole batch's.
-POWER_CHUNK = 128
-
-
 def solve_with_power(spec: TileSpec, voltages: np.ndarray) -> tuple["TileResult", TilePower]:
     """`cosim.fast.prepared.solve_fast` of `spec` at its exact operating point
     (1T1R: nonlinear 'newton') and the read power of every vector from the same
-    solve: one prepared tile, one batched solve per chunk of POWER_CHUNK vectors,
-    whose node voltages give both the TIA currents (A) and the power parts (W).
+    solve: one prepared tile, one batched solve whose node voltages give both
+    the TIA currents (A) and, on the solver's threads as vectors converge,
+    the power parts (W).
     Tiles the batched solver does not take (no wires, inputs beyond the triode
     range) are solved and their power computed separately (`tile_power`)."""
     import time
@@ -218,15 +217,16 @@ def solve_with_power(spec: TileSpec, voltages: np.ndarray) -> tuple["TileResult"
     v = dac_output(spec, voltages)
     tile = prepare(spec, nonlinear="newton")
     if isinstance(tile, NewtonTile) and tile.takes_batched(v):
-        current = np.empty((v.shape[0], spec.cols))
-        pieces: list[TilePower] = []
-        for first in range(0, v.shape[0], POWER_CHUNK):
-            part = v[first:first + POWER_CHUNK]
-            current[first:first + part.shape[0]], nodes, _ = batched_nodes(tile.factor, part, NEWTON_VTOL,
-                                                                           with_nodes=True)
-            pieces.append(power_from_nodes(spec, part, *nodes))
-        power = TilePower(np.concatenate([p.total for p in pieces]),
-                          {k: np.concatenate([p.parts[k] for p in pieces]) for k in PARTS})
+        power = TilePower(np.empty(v.shape[0]), {k: np.empty(v.shape[0]) for k in PARTS})
+
+        def visit(index: np.ndarray, row: np.ndarray, col: np.ndarray, mid: np.ndarray) -> None:
+            """The read power of the vectors that converged."""
+            part = power_from_nodes(spec, v[index], row, col, mid)
+            power.total[index] = part.total
+            for key in PARTS:
+                power.parts[key][index] = part.parts[key]
+
+        current = batched_nodes(tile.factor, v, NEWTON_VTOL, visit=visit)[0]
     else:
         current = tile.currents(v)
         power = tile_power(spec, v)
