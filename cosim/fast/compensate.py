@@ -11,15 +11,25 @@ effective resistance, or the triode small-signal one without a calibration:
 Target. For device conductances G_t (the weights mapped onto [g_min, g_max])
 the target transfer is
 
-    T* = floor + scale * (G_t - g_min),
+    T* = F + scale * (G_t - g_min),
 
-an affine image of the ideal array: `scale` (< 1, the tile's losses) is undone
-digitally, and `floor` (S) is the transfer of a device left at g_min; it is
-the same in both columns of a differential pair, so it cancels in
-I_pos - I_neg exactly. `scale` and `floor` are chosen from the attenuation
-T(G_t) / G_t of the uncompensated tile so that every target is reachable
-inside [g_min, g_max]; a caller may fix `scale` (one scale for all the row
-tiles of a matrix, whose ADC codes add before one digital scale).
+an affine image of the ideal array. `scale` (1; < 1 where the tile loses
+signal) is undone digitally. The floor F (R, C) (S) is a common mode: equal
+in the two columns 2p, 2p + 1 of every differential pair at every row, so
+v @ F adds the same current to both and cancels in I_pos - I_neg exactly.
+It has to be common to a pair, not to the whole tile, and it is taken as
+small as the device range allows: at row i and pair p, the transfer of the
+pair's device left at g_min (the mapping leaves one device of each pair
+there, `cosim.mapping.pairs`), FLOOR_MARGIN above (`pair_max`). It does not
+cancel at the ADC: each column is converted on its own, its full scale set by
+the largest |vout| of the matrix, so the common mode takes converter range
+from the signal, and what a quantised read costs grows with F / scale
+(docs/compensation.md measures it). `scale` is the largest at which every
+cell reaches its own target inside [g_min, g_max] (not the top of the range
+in every cell: a cell with a small weight need not reach g_max), estimated
+from each cell's attenuation in the uncompensated tile and lowered while a
+device ends at g_max short of its target; a caller may fix it (one scale for
+all the tiles of a matrix, whose ADC codes add before one digital scale).
 
 Solver. Projected Gauss-Newton on all R C conductances at once. The
 Jacobian is exact and never formed: with V[i, k, l] the voltage across cell
@@ -35,7 +45,7 @@ equations (CGLS), preconditioned by the exact diagonal of J, over the
 conductances that are not held at a bound; a backtracking line search keeps
 the residual decreasing. When `levels` is given (quantised devices) the
 continuous solution is snapped to the nearest level. `Compensation.residual`
-is ||T(G) - T*||_F / ||T* - floor||_F of what is programmed.
+is ||T(G) - T*||_F / ||T* - F||_F of what is programmed.
 """
 
 from __future__ import annotations
@@ -62,8 +72,10 @@ MAX_STEPS = 12
 CG_STEPS = 60
 #: The largest target stays this far below the estimated reachable transfer.
 MARGIN = 0.97
-#: The floor stays this far above the largest transfer of a g_min device of the
-#: uncompensated tile (compensation raises the load, which lowers that transfer).
+#: A pair's floor stays this far above the transfer of its device at g_min in the
+#: uncompensated tile: compensation changes the load, and where it lowers it, that
+#: transfer rises (a target below it would be out of reach); 1 % of g_min's
+#: transfer is 1/16 % of g_max's for an on/off ratio of 16, below an 8-bit LSB.
 FLOOR_MARGIN = 1.01
 #: Times `compensate_tile` moves the floor or lowers the scale (each at most
 #: halves it) before it reports the residual that is left.
@@ -73,9 +85,9 @@ BACKTRACKS = 6
 #: A step that keeps more than this share of the residual ends the Gauss-Newton
 #: loop (the bounds hold the rest; `compensate_tile` then moves floor or scale).
 STALL = 0.7
-#: Quantiles of the cells' reachable top tried in turn for the scale: 0 (every
-#: cell reachable), then, where the tile's far corner reaches less than the
-#: floor, the best the rest allow (the residual says what is lost).
+#: Quantiles of the cells' reachable scale tried in turn: 0 (every cell reaches
+#: its target), then, where the tile's far corner reaches less than its floor,
+#: the best the rest allow (the residual says what is lost).
 SCALE_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.9)
 
 
@@ -88,7 +100,8 @@ class Compensation:
             (and on `levels` when given).
         target: (R, C) the target transfer T* (S).
         scale: T* = floor + scale * (G_t - g_min); the digital side divides by it (1).
-        floor: transfer of a g_min device (S).
+        floor: (R, C) the floor F (S): per row and differential pair, the
+            transfer of the pair's device at g_min (equal in both columns).
         residual: ||T(G) - T*||_F / ||T* - floor||_F of `conductance` (1).
         uncompensated: ||T(G_t) - G_t||_F / ||G_t - g_min||_F: the error the
             same tile has when programmed with its targets directly (1).
@@ -99,7 +112,7 @@ class Compensation:
     conductance: np.ndarray
     target: np.ndarray
     scale: float
-    floor: float
+    floor: np.ndarray
     residual: float
     uncompensated: float
     steps: int
@@ -267,46 +280,67 @@ def snap_levels(g: np.ndarray, levels: int, g_min: float, g_max: float) -> np.nd
     return g_min + np.clip(np.rint((g - g_min) / step), 0, levels - 1) * step
 
 
-def _scale_floor(spec: TileSpec, state: "_State", calibration: object | None) -> tuple[float, float]:
-    """(scale, floor (S)) at `state`: the floor from the transfer of its devices at
-    g_min (FLOOR_MARGIN above the largest), the scale from what each cell
-    reaches at g_max, linearised with its own attenuation a = dT[k, l] / dg_cell[k, l]:
-    T[k, l] + a (g_cell(g_max) - g_cell[k, l])."""
+def pair_max(values: np.ndarray) -> np.ndarray:
+    """(R, C) with each differential pair's two columns (2p, 2p + 1) both set
+    to the larger of the two; a last unpaired column keeps its own values."""
+    out = np.array(values, dtype=float)
+    paired = out.shape[1] - out.shape[1] % 2
+    top = np.maximum(out[:, 0:paired:2], out[:, 1:paired:2])
+    out[:, 0:paired:2] = top
+    out[:, 1:paired:2] = top
+    return out
+
+
+def _scale_floor(spec: TileSpec, state: "_State", g_t: np.ndarray, calibration: object | None
+                 ) -> tuple[float, np.ndarray]:
+    """(scale (1), floor F (R, C) (S)) at `state` for target devices `g_t` (S).
+
+    F: per row and pair, the transfer of the pair's devices at g_min
+    (FLOOR_MARGIN above, `pair_max`); a pair with no device at g_min takes
+    its devices' tangents followed down to g_min (above the concave T: safe).
+    Scale: MARGIN times the smallest over cells of (reach - F) / (g_t - g_min),
+    reach = T[k, l] + a (g_cell(g_max) - g_cell[k, l]) the cell's transfer at
+    g_max linearised with its own attenuation a = dT[k, l] / dg_cell[k, l]; only
+    cells with a target above g_min count (all cells, over g_max - g_min,
+    when none has)."""
     g_min, g_max = spec.device.g_min, spec.device.g_max
     own = state.own
     cell, _ = cell_and_slope(spec, state.g, calibration)
     cell_min, _ = cell_and_slope(spec, np.full(own.shape, g_min), calibration)
     cell_max, _ = cell_and_slope(spec, np.full(own.shape, g_max), calibration)
     at_min = state.g <= g_min * (1 + 1e-9)
-    if at_min.any():  # the devices already at g_min: their own transfer, under this load
-        floor = float(np.max(state.transfer[at_min])) * FLOOR_MARGIN
-    else:  # the tangent at each device, followed down to g_min (above the concave T: safe)
-        floor = float(np.max(state.transfer + own * (cell_min - cell)))
+    tangent = pair_max(state.transfer + own * (cell_min - cell))
+    measured = pair_max(np.where(at_min, state.transfer * FLOOR_MARGIN, -np.inf))
+    floor = np.where(np.isfinite(measured), measured, tangent)  # a pair's device at g_min sets its floor
     reach = state.transfer + own * (cell_max - cell)
+    need = g_t - g_min
+    needed = need > 1e-9 * (g_max - g_min)
+    ratio = (reach - floor)[needed] / need[needed] if needed.any() else (reach - floor).ravel() / (g_max - g_min)
     for q in SCALE_QUANTILES:  # the worst cell first; a hopeless corner must not zero the whole tile
-        scale = MARGIN * (float(np.quantile(reach, q)) - floor) / (g_max - g_min)
+        scale = MARGIN * float(np.quantile(ratio, q))
         if scale > 0:
             return scale, floor
     raise InputError(f"tile {spec.name}: the wires and drivers leave no usable conductance range "
-                     f"(reachable {floor:.3g}..{float(np.max(reach)):.3g} S); use smaller tiles or lower "
-                     "r_wire / r_driver")
+                     f"(reachable {float(np.max(floor)):.3g}..{float(np.max(reach)):.3g} S); use smaller tiles or "
+                     "lower r_wire / r_driver")
 
 
 def reachable_scale(spec: TileSpec, g_target: np.ndarray | None = None, calibration: object | None = None,
-                    threads: int | None = SWEEP_THREADS) -> tuple[float, float]:
-    """(scale, floor (S)) of a target transfer that tile `spec` can reach with
-    devices in [g_min, g_max], with the devices at `g_target` (default the
-    tile's): the floor just above the largest transfer of a g_min device
-    (every target at the floor is then reachable from g_min up), the scale
-    MARGIN times the smallest span (reach at g_max) - floor over g_max - g_min
-    (`_scale_floor`). `compensate_tile` lowers the scale further when a device
-    still ends at g_max short of its target."""
+                    threads: int | None = SWEEP_THREADS) -> tuple[float, np.ndarray]:
+    """(scale (1), floor F (R, C) (S)) of a target transfer that tile `spec`
+    can reach with devices in [g_min, g_max], the ideal devices at `g_target`
+    (S; default the tile's): F each pair's least common mode, the scale the
+    largest at which every cell reaches its own target (`_scale_floor`).
+    `compensate_tile` lowers the scale further when a device still ends at
+    g_max short of its target, and raises a pair's floor when its device at
+    g_min ends above it."""
     g = spec.conductance if g_target is None else np.asarray(g_target, dtype=float)
-    return _scale_floor(spec, _State.at(spec, g, calibration, threads), calibration)
+    return _scale_floor(spec, _State.at(spec, g, calibration, threads), g, calibration)
 
 
 def compensate_tile(spec: TileSpec, g_target: np.ndarray | None = None, *, scale: float | None = None,
-                    floor: float | None = None, levels: int | None = None, calibration: object | None = None,
+                    floor: float | np.ndarray | None = None, levels: int | None = None,
+                    calibration: object | None = None,
                     rtol: float = RTOL, max_steps: int = MAX_STEPS,
                     threads: int | None = SWEEP_THREADS) -> Compensation:
     """Device conductances for tile `spec` whose actual transfer matches
@@ -316,8 +350,11 @@ def compensate_tile(spec: TileSpec, g_target: np.ndarray | None = None, *, scale
         spec: the tile (wires, drivers, access, TIA; its conductances are the
             default `g_target`).
         g_target: (R, C) the ideal array's device conductances (S).
-        scale, floor: fix the target's scale (1) and floor (S); default
-            `reachable_scale` (lowered while devices end at g_max short of their target).
+        scale, floor: fix the target's scale (1) and floor (S: a number, or
+            (R, C) equal in both columns of each pair); default
+            `reachable_scale` (lowered while devices end at g_max short of
+            their target, a pair's floor raised while its device at g_min
+            ends above it).
         levels: device levels (2..64) to snap to; None: continuous.
         calibration: access calibration (`cosim.fast.calibration.Calibration`)
             of the linear path; None: the triode small-signal access.
@@ -342,9 +379,9 @@ def compensate_tile(spec: TileSpec, g_target: np.ndarray | None = None, *, scale
         state = _State.at(spec, g_t, calibration, threads)
         uncompensated = float(np.linalg.norm(state.transfer - g_t)) / (float(np.linalg.norm(g_t - g_min)) or 1.0)
         fixed_scale, fixed_floor = scale is not None, floor is not None
-        est_scale, est_floor = _scale_floor(spec, state, calibration)
+        est_scale, est_floor = _scale_floor(spec, state, g_t, calibration)
         scale = est_scale if scale is None else float(scale)
-        floor = est_floor if floor is None else float(floor)
+        floor = est_floor if floor is None else _given_floor(spec, floor)
         steps = rounds = 0
         while True:
             target = floor + scale * (g_t - g_min)
@@ -359,18 +396,32 @@ def compensate_tile(spec: TileSpec, g_target: np.ndarray | None = None, *, scale
             if not (adapt_floor or adapt_scale) or rounds == ADAPT_ROUNDS:
                 break
             rounds += 1
-            if adapt_floor:  # raise the floor to what those devices carry
-                floor = float(np.max(state.transfer[over])) * FLOOR_MARGIN
+            if adapt_floor:  # raise those pairs' floor to what their devices carry
+                floor = np.maximum(floor, pair_max(np.where(over, state.transfer * FLOOR_MARGIN, 0.0)))
             if adapt_scale:  # lower the scale to what those devices reach
-                reach = float(np.min((state.transfer[short] - floor) / (target[short] - floor)))
+                reach = float(np.min((state.transfer[short] - floor[short]) / (target[short] - floor[short])))
                 scale *= max(0.5, min(reach, 0.999)) * MARGIN
         g = state.g
         if levels is not None:
             g = snap_levels(g, levels, g_min, g_max)
             state = _State.at(spec, g, calibration, threads)
         cost = float(np.linalg.norm(state.transfer - target))
-    return Compensation(g, target, float(scale), float(floor), cost / norm, uncompensated, steps,
+    return Compensation(g, target, float(scale), floor, cost / norm, uncompensated, steps,
                         time.perf_counter() - start)
+
+
+def _given_floor(spec: TileSpec, floor: float | np.ndarray) -> np.ndarray:
+    """A caller's floor (S) as (R, C), or one InputError line when it is not a
+    number or an (R, C) array equal in both columns of every pair (it would
+    not cancel in I_pos - I_neg)."""
+    given = np.asarray(floor, dtype=float)
+    shape = spec.conductance.shape
+    if given.ndim == 0:
+        return np.full(shape, float(given))
+    if given.shape != shape or not np.array_equal(pair_max(given), given):
+        raise InputError(f"tile {spec.name}: floor must be a number or a {shape} array equal in both columns "
+                         "of every differential pair")
+    return given.copy()
 
 
 @dataclass

@@ -479,7 +479,9 @@ def compensation_section(tiles: dict[str, TileInfo]) -> str:
     if not rows:
         return section("compensation", "IR-drop compensation", none_line("compensated tiles (--compensate irdrop)"))
     note = ('<p class="note">residual: ||T(G) - T*|| / ||T* - floor|| of the programmed conductances G, T the '
-            "tile's exact fast-solver transfer (S) and T* = floor + scale (G_t - g_min) its target; "
+            "tile's exact fast-solver transfer (S) and T* = floor + scale (G_t - g_min) its target (the floor, "
+            "per row and differential pair, is the transfer of the pair's device at g_min and cancels in "
+            "I_pos - I_neg); "
             'uncompensated: ||T(G_t) - G_t|| / ||G_t - g_min|| of the same tile programmed with its targets '
             'directly; the digital side divides by the scale.</p>')
     body = table(["tile", "size", "uncompensated error", "residual", "scale", "Gauss-Newton steps"], rows,

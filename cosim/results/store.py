@@ -81,8 +81,8 @@ def write_run(h5: h5py.File, inputs: np.ndarray, outputs: np.ndarray, ideal: np.
     """A `cosim simulate` run: root datasets inputs/outputs/ideal, one group per
     tile under tiles/ (attrs engine, rows, cols; g_pos, g_neg in S; netlist
     text for ngspice tiles; spot-check errors; compensation/ of --compensate irdrop
-    tiles (attrs residual, uncompensated, scale, floor_s, steps, wall_s; dataset
-    target_transfer S); when kept: attr ideal_rel_error,
+    tiles (attrs residual, uncompensated, scale, floor_s (largest floor), steps,
+    wall_s; datasets target_transfer and floor, S); when kept: attr ideal_rel_error,
     sample_voltage (N, R) V, transient waveforms), one group per analog layer
     under layers/ (see `write_layers`), root attrs (config, versions, command)."""
     h5.create_dataset("inputs", data=inputs)
@@ -120,6 +120,7 @@ def write_run(h5: h5py.File, inputs: np.ndarray, outputs: np.ndarray, ideal: np.
             comp = group.create_group("compensation")
             comp.attrs.update(record.compensation.attrs())
             comp.create_dataset("target_transfer", data=record.compensation.target).attrs["units"] = "S"
+            comp.create_dataset("floor", data=record.compensation.floor).attrs["units"] = "S"
         if getattr(record, "first_voltages", None) is not None:
             group.create_dataset("sample_voltage", data=record.first_voltages).attrs["units"] = "V"
         transient = (transients or {}).get(name)

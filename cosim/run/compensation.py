@@ -3,16 +3,21 @@
 `compensate_matrix` programs every tile of a mapped matrix with
 `cosim.fast.compensate.compensate_tile`, so that each tile's exact
 fast-solver transfer (wires, drivers, TIA termination, access NMOS
-linearised) equals floor + scale * (G_t - g_min) of its ideal conductances G_t.
+linearised) equals F + scale * (G_t - g_min) of its ideal conductances G_t.
 
 One scale for the whole matrix: the smallest scale its tiles reach (each
-tile first finds its own, `compensate_tile`; those that reached more are
-programmed again at the matrix's), because the ADC codes of a matrix's row tiles are added
-as integers before one digital scale (`Simulation.adc_currents`,
-`TileCache.analog_matmul`); the digital side undoes it through
-`MappedMatrix.weight_per_siemens / scale`. The floor is per tile: it is the
-same in both columns of every differential pair of that tile and cancels in
-I_pos - I_neg. Conductances are compensated before the device non-idealities
+tile first finds its own, the largest at which every cell reaches its own
+target; those that reached more are programmed again at the matrix's),
+because the ADC codes of a matrix's row tiles are added as integers before
+one digital scale and every column of the matrix shares one ADC full scale
+(`Simulation.adc_currents`, `TileCache.analog_matmul`): a tile programmed
+at a larger scale than the rest raises that full scale and with it every
+other tile's LSB (docs/compensation.md measured per-tile scales: worse at
+tile 64). The digital side undoes the scale through
+`MappedMatrix.weight_per_siemens / scale`. The floor F is per row and
+differential pair of each tile: the least common mode the device range
+allows, the same in both columns of a pair, so it cancels in I_pos - I_neg.
+Conductances are compensated before the device non-idealities
 (`cosim.mapping.nonideal`) act on them: on the device levels when states are
 quantised, and variability and stuck devices then hit what was programmed.
 """
@@ -42,7 +47,7 @@ class TileCompensation:
         residual: ||T(G) - T*||_F / ||T* - floor||_F of the programmed tile (1).
         uncompensated: the same tile's ||T(G_t) - G_t||_F / ||G_t - g_min||_F (1).
         scale: the matrix's target scale (1).
-        floor: the tile's target floor (S).
+        floor: (R, C) the tile's target floor F (S), equal in both columns of a pair.
         steps: Gauss-Newton steps.
         wall_s: compensation wall time (s).
         target: (R, C) the target transfer T* (S), what the tile's currents are
@@ -52,15 +57,15 @@ class TileCompensation:
     residual: float
     uncompensated: float
     scale: float
-    floor: float
+    floor: np.ndarray
     steps: int
     wall_s: float
     target: np.ndarray
 
     def attrs(self) -> dict[str, float]:
-        """The scalars, as HDF5 attributes."""
+        """The scalars, as HDF5 attributes (floor_s: the largest floor, S)."""
         return {"residual": self.residual, "uncompensated": self.uncompensated, "scale": self.scale,
-                "floor_s": self.floor, "steps": self.steps, "wall_s": self.wall_s}
+                "floor_s": float(np.max(self.floor)), "steps": self.steps, "wall_s": self.wall_s}
 
 
 def check_mode(mode: str) -> str:
@@ -91,10 +96,10 @@ def compensate_matrix(label: str, mapped: MappedMatrix, preset: Preset, tile: in
     tiles = matrix_tiles(label, n_in, n_out, tile, split)
     specs = [tile_spec(preset, tile_conductance(mapped, t), t.name) for t in tiles]
     # each tile finds the largest scale it reaches; the matrix takes the smallest, and
-    # the tiles that reached more are programmed again at it
+    # the tiles that reached more are programmed again at it (their floors found anew)
     results: list[Compensation] = [compensate_tile(s, levels=levels, calibration=calibration) for s in specs]
     scale = min(r.scale for r in results)
-    results = [r if r.scale == scale else compensate_tile(s, scale=scale, floor=r.floor, levels=levels,
+    results = [r if r.scale == scale else compensate_tile(s, scale=scale, levels=levels,
                                                           calibration=calibration)
                for s, r in zip(specs, results)]
     g_pos, g_neg = mapped.g_pos.copy(), mapped.g_neg.copy()
