@@ -195,7 +195,7 @@ def test_simulate_run_h5_on_a_full_disk_leaves_no_file_and_no_temporary(work, di
 
 def test_checkpoint_npz_over_the_file_size_limit_ends_the_run_in_one_line(work, tmp_path):
     out = tmp_path / "run.h5"
-    line = assert_one_line_failure(cosim_child(*simulate_args(work, out), fsize=2_000), out, TOO_LARGE, ".npz")
+    assert_one_line_failure(cosim_child(*simulate_args(work, out), fsize=2_000), out, TOO_LARGE, ".npz")
     assert not list((tmp_path / "run.h5.partial").glob("*.npz"))  # no truncated checkpoint either
 
 
