@@ -40,7 +40,8 @@ def tile(seed: int, shape: tuple[int, int], device: VteamParams, batch: int = 5,
 @pytest.mark.parametrize("device", DEVICES, ids=IDS)
 @pytest.mark.parametrize("shape, tia", [((24, 20), TiaSpec()), ((13, 31), TiaSpec(kind="vcvs", rs=1e3))])
 def test_batched_solver_equals_full_newton_within_1e_10(device, shape, tia):
-    """The spec asks 1e-9; each vector stops at an estimated 1e-10 of its scale."""
+    """The spec asks 1e-9; each vector stops at an estimated 1e-9 of its scale
+    (extrapolated from its contraction), which lands the currents ~10x closer."""
     spec, v = tile(5, shape, device, batch=7, tia=tia)
     prepared = fast.prepare(spec, nonlinear="newton")
     assert prepared.method == "structured" and isinstance(prepared.factor, BatchedFactor)

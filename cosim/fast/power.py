@@ -198,6 +198,11 @@ def tile_power(spec: TileSpec, v_dac: np.ndarray, *, exact_access: bool = True) 
     return power_from_nodes(spec, v, row, col, mid)
 
 
+#: Vectors whose power `solve_with_power` computes at once: the temporaries of
+#: `power_from_nodes` (about ten (b, R, C) arrays) stay a few MiB a thread.
+POWER_PIECE = 32
+
+
 def solve_with_power(spec: TileSpec, voltages: np.ndarray) -> tuple["TileResult", TilePower]:
     """`cosim.fast.prepared.solve_fast` of `spec` at its exact operating point
     (1T1R: nonlinear 'newton') and the read power of every vector from the same
@@ -220,11 +225,13 @@ def solve_with_power(spec: TileSpec, voltages: np.ndarray) -> tuple["TileResult"
         power = TilePower(np.empty(v.shape[0]), {k: np.empty(v.shape[0]) for k in PARTS})
 
         def visit(index: np.ndarray, row: np.ndarray, col: np.ndarray, mid: np.ndarray) -> None:
-            """The read power of the vectors that converged."""
-            part = power_from_nodes(spec, v[index], row, col, mid)
-            power.total[index] = part.total
-            for key in PARTS:
-                power.parts[key][index] = part.parts[key]
+            """The read power of the vectors that converged, POWER_PIECE at a time."""
+            for first in range(0, index.size, POWER_PIECE):
+                piece = slice(first, first + POWER_PIECE)
+                part = power_from_nodes(spec, v[index[piece]], row[piece], col[piece], mid[piece])
+                power.total[index[piece]] = part.total
+                for key in PARTS:
+                    power.parts[key][index[piece]] = part.parts[key]
 
         current = batched_nodes(tile.factor, v, NEWTON_VTOL, visit=visit)[0]
     else:
