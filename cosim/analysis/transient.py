@@ -5,19 +5,18 @@ file and the choice of cells whose states are stored."""
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cosim.core.config import TranSpec
-from cosim.core.errors import InputError, SpiceError
+from cosim.core.errors import InputError
 from cosim.core.results import TileResult
 from cosim.core.tile import TileSpec
 from cosim.engines import solve_spice
 from cosim.spice.ngspice_netlist import RAW_NAME
-from cosim.spice.process import discard_run_dir, make_run_dir
+from cosim.spice.process import discard_run_dir, run_directory
 
 if TYPE_CHECKING:
     from cosim.analysis.disturb import DisturbReport
@@ -103,17 +102,12 @@ def run_transient(spec: TileSpec, voltages: np.ndarray, tran: TranSpec | None = 
     """
     tran = tran or TranSpec()
     chosen = np.argwhere(np.ones((spec.rows, spec.cols), dtype=bool)) if cells is None else cells
-    run_dir = make_run_dir("tran")
     # On an ngspice failure the directory stays (the error names it); removed on
     # success and when interrupted (Ctrl-C, SIGTERM, a cancelled task).
-    try:
+    with run_directory("tran") as run_dir:
         result = solve_spice(spec, voltages, mode="tran", tran=tran, timeout_s=timeout_s, keep_dir=run_dir)
-    except BaseException as exc:
-        if not isinstance(exc, SpiceError):
-            discard_run_dir(run_dir)
-        raise
-    raw = (run_dir / RAW_NAME).read_bytes() if keep_raw else None
-    shutil.rmtree(run_dir, ignore_errors=True)
+        raw = (run_dir / RAW_NAME).read_bytes() if keep_raw else None
+        discard_run_dir(run_dir)
     return result, TransientRun(tran, np.asarray(chosen, dtype=np.int64).reshape(-1, 2), raw)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cosim.core.errors import NgspiceNotFound, SpiceConvergenceError, SpiceError, SpiceTimeout
-from cosim.spice.process import TIMED_OUT, check_timeout, discard_run_dir, make_run_dir, run_process, scan_log
+from cosim.spice.process import TIMED_OUT, check_timeout, discard_run_dir, run_directory, run_process, scan_log
 from cosim.spice.rawfile import Plot, read_raw
 
 RAW_NAME = "tile.raw"
@@ -161,26 +161,21 @@ def run_with_retries(netlist: str, retry: bool, keep_dir: Path | None, attempt: 
     A failed run keeps its directory (the SpiceError names it); an interrupted
     one (Ctrl-C, SIGTERM, a cancelled task) or a bug removes it."""
     options_levels = RETRY_OPTIONS if retry else RETRY_OPTIONS[:1]
-    convergence_hits: list[str] = []
     for number, options in enumerate(options_levels, start=1):
         text = _with_options(netlist, options)
-        run_dir = Path(keep_dir) if keep_dir else make_run_dir("ngspice")
-        try:
+        with run_directory("ngspice", keep_dir) as run_dir:
             run, convergence_hits = attempt(text, run_dir, number)
-        except BaseException as exc:
-            if keep_dir is None and not isinstance(exc, SpiceError):
-                discard_run_dir(run_dir)
-            raise
-        if run is not None:
-            if keep_dir is None:
-                discard_run_dir(run_dir)
-            return run
-        if keep_dir is None and number < len(options_levels):
-            discard_run_dir(run_dir)
-    raise SpiceConvergenceError(
-        f"ngspice did not converge ({convergence_hits[0]}) even with gmin and source stepping "
-        f"(run directory {run_dir}); check for floating nodes or extreme conductances",
-        netlist=text, log=run_dir.joinpath("ngspice.log").read_text(errors="replace"), run_dir=run_dir)
+            if run is not None or number < len(options_levels):
+                if keep_dir is None:
+                    discard_run_dir(run_dir)
+                if run is not None:
+                    return run
+                continue
+            raise SpiceConvergenceError(
+                f"ngspice did not converge ({convergence_hits[0]}) even with gmin and source stepping "
+                f"(run directory {run_dir}); check for floating nodes or extreme conductances",
+                netlist=text, log=run_dir.joinpath("ngspice.log").read_text(errors="replace"), run_dir=run_dir)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _attempt(exe: str, text: str, run_dir: Path, timeout_s: float, expect_plots: int | None,

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cosim.core.errors import CosimError, InputError
+from cosim.core.errors import CosimError, InputError, SpiceError
 
 TIMED_OUT = -9999  # status of a run killed at its time limit
 
@@ -265,6 +265,28 @@ def discard_run_dir(run_dir: Path) -> None:
     """Remove a temporary run directory, holding Ctrl-C until it is gone."""
     with signals_deferred():
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@contextmanager
+def run_directory(engine: str, keep_dir: Path | None = None) -> Iterator[Path]:
+    """`keep_dir`, or a fresh run directory (`make_run_dir`) made with SIGINT
+    and SIGTERM held, so that no signal lands between its creation and its
+    clean-up. When the block ends by anything but a SpiceError (Ctrl-C,
+    SIGTERM, a cancelled task, a bug) a fresh directory is removed; a
+    SpiceError keeps it (the error names it); after a normal end the block
+    has removed it or kept it itself (`discard_run_dir`)."""
+    if keep_dir is not None:
+        yield Path(keep_dir)
+        return
+    run_dir: Path | None = None
+    try:
+        with signals_deferred():  # a signal held here is raised at its end, inside this try
+            run_dir = make_run_dir(engine)
+        yield run_dir
+    except BaseException as exc:
+        if run_dir is not None and not isinstance(exc, SpiceError):
+            discard_run_dir(run_dir)
+        raise
 
 
 def run_process(argv: list[str], cwd: Path, timeout_s: float, log_name: str = "run.log",
