@@ -107,8 +107,12 @@ def test_a_pool_worker_killed_mid_tile_takes_its_ngspice_down_and_the_run_ends_i
         victim = running[0]
         worker = parent_of(victim)
         os.kill(worker, signal.SIGKILL)
+        killed = time.monotonic()
         assert wait_for(lambda: victim not in simulators(token), 5), "ngspice outlived its worker"
         child.wait(timeout=60)
+        # noticed at once, not when the other worker's ~15 s tile ends (the pool's manager
+        # thread must watch every worker: `executors._rescan_workers`)
+        assert time.monotonic() - killed < 8.0, "cosim waited for the other tile before it saw the dead worker"
         lines = _messages(stderr)
         assert child.returncode == 2 and len(lines) == 1
         assert "a worker process died" in lines[0] and "--resume" in lines[0]

@@ -153,6 +153,7 @@ def _run_pool(fn: Callable[[T], R], tasks: list[T], on_result: Callable[[T, R], 
         call = functools.partial(_pool_call, fn)
         futures = {pool.submit(call, task): task for task in tasks}
         processes = dict(pool._processes or {})  # every worker is started by now
+        _rescan_workers(pool)
         for future in as_completed(futures):
             try:
                 result = future.result()
@@ -168,6 +169,17 @@ def _run_pool(fn: Callable[[T], R], tasks: list[T], on_result: Callable[[T, R], 
             _stop_pool(pool, processes)
         raise
     pool.shutdown(wait=True)
+
+
+def _rescan_workers(pool: ProcessPoolExecutor) -> None:
+    """Wake the pool's manager thread once every worker is started, so that it
+    watches all of them. `submit` wakes it before it starts a new worker
+    (workers start on demand with forkserver), so the manager can go back to
+    waiting on the workers it had: one killed after that went unnoticed until
+    another task ended (measured: 22 s instead of 0.5 s for a 15 s tile)."""
+    wakeup = getattr(pool, "_executor_manager_thread_wakeup", None)
+    if wakeup is not None:
+        wakeup.wakeup()
 
 
 def _stop_pool(pool: ProcessPoolExecutor, processes: dict) -> None:
