@@ -11,7 +11,9 @@ caller down, and the caller going down always takes the simulator with it:
 - the simulator gets SIGKILL from the kernel when the thread that started it
   dies (PR_SET_PDEATHSIG), so a worker killed outright does not leave it running;
 - run directories are named `cosim-<engine>-<pid>-*`, so a parent can remove
-  those of a worker that was killed (`remove_run_dirs`).
+  those of a worker that was killed (`remove_run_dirs`), and every runner
+  makes its own through `run_directory`, which holds SIGINT/SIGTERM while the
+  directory is made, so that no signal lands before its clean-up is armed.
 """
 
 from __future__ import annotations
