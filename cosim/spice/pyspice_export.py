@@ -28,6 +28,7 @@ is why cosim's own runs never use them.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from pathlib import Path
@@ -98,8 +99,8 @@ def records(circuit: TileCircuit) -> tuple[list[str], dict[str, float] | None, l
     return includes, device, out
 
 
-def build(title: str, includes: list[str], device: dict[str, float] | None, elements: list[Record]) -> Circuit:
-    """The PySpice Circuit of these records (the same code the written script runs)."""
+def assemble(title: str, includes: list[str], device: dict[str, float] | None, elements: list[Record]) -> Circuit:
+    """The PySpice Circuit of these records (`pyspice_script` copies this function's source into the script)."""
     from PySpice.Spice.Netlist import Circuit, SubCircuit
 
     circuit = Circuit(title)
@@ -134,7 +135,7 @@ def to_pyspice(spec: TileSpec, voltages: np.ndarray, mode: str = "op", tran: Tra
     """PySpice Circuit of tile `spec` driven by one input vector `voltages` ((R,) or (1, R) V,
     before DAC quantisation), in mode 'op' (frozen states) or 'tran' (live VTEAM states)."""
     circuit = _circuit(spec, voltages, mode, tran)
-    return build(circuit.title, *records(circuit))
+    return assemble(circuit.title, *records(circuit))
 
 
 def transient_args(tran: TranSpec | None = None) -> dict[str, float]:
@@ -181,7 +182,7 @@ Run `python {script}` to print the netlist PySpice makes of it, or import it:
 Every value below is a number or a netlist-safe name written by repr().
 """
 
-from PySpice.Spice.Netlist import Circuit, SubCircuit
+from __future__ import annotations
 
 TITLE = {title}
 INCLUDES = {includes}
@@ -192,26 +193,11 @@ ELEMENTS = [
 {elements}]
 
 
+{assemble}
+
 def build():
     """The tile's PySpice Circuit."""
-    circuit = Circuit(TITLE)
-    for path in INCLUDES:
-        circuit.include(path)
-    if MEMRISTOR is not None:
-        wrapper = SubCircuit("memristor", "p", "n", "x", x0=0.5)
-        wrapper.X("vteam", "vteam", "p", "n", "x", **MEMRISTOR, x0="{{x0}}")
-        circuit.subcircuit(wrapper)
-    for record in ELEMENTS:
-        kind = record[0]
-        if kind == "V":
-            circuit.V(record[1], record[2], record[3], record[4])
-        elif kind == "PWL":
-            circuit.PieceWiseLinearVoltageSource(record[1], record[2], record[3], values=list(record[4]))
-        elif kind == "R":
-            circuit.R(record[1], record[2], record[3], record[4])
-        else:
-            circuit.X(record[1], record[2], *record[3], **record[4])
-    return circuit
+    return assemble(TITLE, INCLUDES, MEMRISTOR, ELEMENTS)
 
 
 if __name__ == "__main__":
@@ -233,7 +219,8 @@ def pyspice_script(spec: TileSpec, voltages: np.ndarray, mode: str = "op", tran:
     module = stem if stem.isidentifier() and stem.isascii() else "tile"
     return _SCRIPT.format(what=f"{spec.rows}x{spec.cols}, mode {mode}", script=netsafe.netlist_name(Path(script_name).name),
                           module=module, title=repr(circuit.title), includes=repr(includes), device=repr(device),
-                          elements="".join(f"    {record!r},\n" for record in elements))
+                          elements="".join(f"    {record!r},\n" for record in elements),
+                          assemble=inspect.getsource(assemble))
 
 
 def write_pyspice_script(spec: TileSpec, voltages: np.ndarray, path: Path, mode: str = "op",
