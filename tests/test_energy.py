@@ -118,14 +118,18 @@ def test_simulate_writes_energy_and_prints_it(tmp_path, capsys) -> None:
     assert "none in this run" not in section[:2000] and "data:image/png;base64," in section[:4000]
 
 
+def run_tile(tmp_path, g: np.ndarray, v: np.ndarray, *flags: str) -> int:
+    """`cosim tile` on conductances g (S) and voltages v (V) saved as .npy under tmp_path, with `flags`."""
+    np.save(tmp_path / "G.npy", g)
+    np.save(tmp_path / "V.npy", v)
+    return main(["tile", "--conductance", str(tmp_path / "G.npy"), "--voltage", str(tmp_path / "V.npy"), *flags])
+
+
 def test_tile_result_holds_power(tmp_path, capsys) -> None:
     g = np.full((3, 2), 1e-3)
     v = np.array([[0.2, 0.1, -0.1]])
-    np.save(tmp_path / "G.npy", g)
-    np.save(tmp_path / "V.npy", v)
     out = tmp_path / "t.h5"
-    assert main(["tile", "--conductance", str(tmp_path / "G.npy"), "--voltage", str(tmp_path / "V.npy"),
-                 "--engine", "fast", "--out", str(out)]) == 0
+    assert run_tile(tmp_path, g, v, "--engine", "fast", "--out", str(out)) == 0
     assert "read power (input vector 0, fast)" in capsys.readouterr().out
     with h5py.File(out) as h5:
         assert h5["power"][()] == pytest.approx((v ** 2) @ g.sum(axis=1), rel=1e-12)
@@ -144,12 +148,9 @@ def test_tile_1t1r_power_comes_from_the_same_exact_solve(tmp_path) -> None:
     g = rng.uniform(1 / 12e3, 1 / 1e3, (6, 5))
     v = rng.uniform(-0.3, 0.3, (133, 6))
     v[:40] *= 1e-3  # small inputs converge in fewer steps: the power is visited in several pieces
-    np.save(tmp_path / "G.npy", g)
-    np.save(tmp_path / "V.npy", v)
     out = tmp_path / "t.h5"
-    assert main(["tile", "--conductance", str(tmp_path / "G.npy"), "--voltage", str(tmp_path / "V.npy"),
-                 "--engine", "fast", "--access", "nmos", "--r-wire", "1", "--r-driver", "10",
-                 "--out", str(out)]) == 0
+    assert run_tile(tmp_path, g, v, "--engine", "fast", "--access", "nmos", "--r-wire", "1", "--r-driver", "10",
+                    "--out", str(out)) == 0
     spec = TileSpec(conductance=g, r_wire=1.0, r_driver=10.0, access="nmos")
     reference = fast_power.tile_power(spec, v)
     with h5py.File(out) as h5:
@@ -167,12 +168,9 @@ def test_tile_spice_power_comes_from_its_own_op_run(tmp_path) -> None:
     rng = np.random.default_rng(3)
     g = rng.uniform(1 / 12e3, 1 / 1e3, (4, 3))
     v = rng.uniform(-0.3, 0.3, (2, 4))
-    np.save(tmp_path / "G.npy", g)
-    np.save(tmp_path / "V.npy", v)
     out = tmp_path / "t.h5"
-    assert main(["tile", "--conductance", str(tmp_path / "G.npy"), "--voltage", str(tmp_path / "V.npy"),
-                 "--engine", "spice", "--access", "nmos", "--r-wire", "1", "--r-driver", "10",
-                 "--out", str(out)]) == 0
+    assert run_tile(tmp_path, g, v, "--engine", "spice", "--access", "nmos", "--r-wire", "1", "--r-driver", "10",
+                    "--out", str(out)) == 0
     reference = tile_power(TileSpec(conductance=g, r_wire=1.0, r_driver=10.0, access="nmos"), v)
     with h5py.File(out) as h5:
         assert h5["power"].attrs["engine"] == "spice"
@@ -224,11 +222,8 @@ def test_settling_time_of_an_exponential_step() -> None:
 
 
 def test_tile_transient_reports_settling(tmp_path, capsys) -> None:
-    np.save(tmp_path / "G.npy", np.full((2, 2), 5e-3))
-    np.save(tmp_path / "V.npy", np.array([0.01, 0.005]))
-    assert main(["tile", "--conductance", str(tmp_path / "G.npy"), "--voltage", str(tmp_path / "V.npy"),
-                 "--engine", "spice", "--transient", "--tia", "opamp", "--rs", "100", "--adc-bits", "8",
-                 "--out", str(tmp_path / "t.h5")]) == 0
+    assert run_tile(tmp_path, np.full((2, 2), 5e-3), np.array([0.01, 0.005]), "--engine", "spice", "--transient",
+                    "--tia", "opamp", "--rs", "100", "--adc-bits", "8", "--out", str(tmp_path / "t.h5")) == 0
     line = [s for s in capsys.readouterr().out.splitlines() if s.startswith("TIA settling")]
     assert len(line) == 1 and "ns after the DAC step" in line[0]
 
