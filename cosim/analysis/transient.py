@@ -16,7 +16,7 @@ from cosim.core.results import TileResult
 from cosim.core.tile import TileSpec
 from cosim.engines import solve_spice
 from cosim.spice.ngspice_netlist import RAW_NAME
-from cosim.spice.process import discard_run_dir, run_directory
+from cosim.spice.process import run_directory
 
 if TYPE_CHECKING:
     from cosim.analysis.disturb import DisturbReport
@@ -107,7 +107,6 @@ def run_transient(spec: TileSpec, voltages: np.ndarray, tran: TranSpec | None = 
     with run_directory("tran") as run_dir:
         result = solve_spice(spec, voltages, mode="tran", tran=tran, timeout_s=timeout_s, keep_dir=run_dir)
         raw = (run_dir / RAW_NAME).read_bytes() if keep_raw else None
-        discard_run_dir(run_dir)
     return result, TransientRun(tran, np.asarray(chosen, dtype=np.int64).reshape(-1, 2), raw)
 
 

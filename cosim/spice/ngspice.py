@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cosim.core.errors import NgspiceNotFound, SpiceConvergenceError, SpiceError, SpiceTimeout
-from cosim.spice.process import TIMED_OUT, check_timeout, discard_run_dir, run_directory, run_process, scan_log
+from cosim.spice.process import TIMED_OUT, check_timeout, run_directory, run_process, scan_log
 from cosim.spice.rawfile import Plot, read_raw
 
 RAW_NAME = "tile.raw"
@@ -165,16 +165,13 @@ def run_with_retries(netlist: str, retry: bool, keep_dir: Path | None, attempt: 
         text = _with_options(netlist, options)
         with run_directory("ngspice", keep_dir) as run_dir:
             run, convergence_hits = attempt(text, run_dir, number)
-            if run is not None or number < len(options_levels):
-                if keep_dir is None:
-                    discard_run_dir(run_dir)
-                if run is not None:
-                    return run
-                continue
-            raise SpiceConvergenceError(
-                f"ngspice did not converge ({convergence_hits[0]}) even with gmin and source stepping "
-                f"(run directory {run_dir}); check for floating nodes or extreme conductances",
-                netlist=text, log=run_dir.joinpath("ngspice.log").read_text(errors="replace"), run_dir=run_dir)
+            if run is not None:
+                return run
+            if number == len(options_levels):
+                raise SpiceConvergenceError(
+                    f"ngspice did not converge ({convergence_hits[0]}) even with gmin and source stepping "
+                    f"(run directory {run_dir}); check for floating nodes or extreme conductances",
+                    netlist=text, log=run_dir.joinpath("ngspice.log").read_text(errors="replace"), run_dir=run_dir)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 

@@ -271,12 +271,11 @@ def discard_run_dir(run_dir: Path) -> None:
 
 @contextmanager
 def run_directory(engine: str, keep_dir: Path | None = None) -> Iterator[Path]:
-    """`keep_dir`, or a fresh run directory (`make_run_dir`) made with SIGINT
-    and SIGTERM held, so that no signal lands between its creation and its
-    clean-up. When the block ends by anything but a SpiceError (Ctrl-C,
-    SIGTERM, a cancelled task, a bug) a fresh directory is removed; a
-    SpiceError keeps it (the error names it); after a normal end the block
-    has removed it or kept it itself (`discard_run_dir`)."""
+    """`keep_dir` (the caller's, never removed), or a fresh run directory
+    (`make_run_dir`) made with SIGINT and SIGTERM held, so that no signal
+    lands between its creation and its clean-up: removed when the block ends
+    normally or by anything but a SpiceError (Ctrl-C, SIGTERM, a cancelled
+    task, a bug), kept on a SpiceError, which names it."""
     if keep_dir is not None:
         yield Path(keep_dir)
         return
@@ -289,6 +288,7 @@ def run_directory(engine: str, keep_dir: Path | None = None) -> Iterator[Path]:
         if run_dir is not None and not isinstance(exc, SpiceError):
             discard_run_dir(run_dir)
         raise
+    discard_run_dir(run_dir)
 
 
 def run_process(argv: list[str], cwd: Path, timeout_s: float, log_name: str = "run.log",

@@ -33,7 +33,7 @@ from cosim.core.resources import resource_path
 from cosim.core.tile import TileSpec
 from cosim.spice.ngspice import SpiceRun, simulator_death
 from cosim.spice.osdi import compile_va
-from cosim.spice.process import TIMED_OUT, check_timeout, discard_run_dir, run_directory, run_process, scan_log
+from cosim.spice.process import TIMED_OUT, check_timeout, run_directory, run_process, scan_log
 from cosim.spice.rawfile import Plot, read_raw
 from cosim.spice.vacask_netlist import VA_SOURCES, VacaskModules, analysis_names, vacask_netlist
 
@@ -146,10 +146,7 @@ def run_vacask(netlist: str, analyses: list[str], *, timeout_s: float = 600.0,
     # A failed run keeps its directory (the SpiceError names it); an
     # interrupted one (Ctrl-C, SIGTERM, a cancelled task) or a bug removes it.
     with run_directory("vacask", keep_dir) as run_dir:
-        run = _run_in(tools, netlist, analyses, run_dir, timeout_s)
-        if keep_dir is None:
-            discard_run_dir(run_dir)
-    return run
+        return _run_in(tools, netlist, analyses, run_dir, timeout_s)
 
 
 def _run_in(tools: VacaskTools, netlist: str, analyses: list[str], run_dir: Path, timeout_s: float) -> SpiceRun:
