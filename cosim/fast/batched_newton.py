@@ -399,9 +399,18 @@ def _visit_nodes(f: BatchedFactor, c: _RowWork, x: np.ndarray, y: np.ndarray, vi
                  index: np.ndarray) -> None:
     """Hand the row, column and memristor-NMOS node voltages (V) of
     converged vectors (x, y in layout (R, C, b)) to `visit` as (b, R, C)."""
-    cc = c.g_m * x + y * (f.beta * f.a - 0.5 * f.beta * y)
-    m = cc / (c.t_half + np.sqrt(c.t_half_sq - 0.5 * f.beta * cc))
+    m = _mid_node(f, c.g_m, c.t_half, x, y)
     visit(index, *(np.moveaxis(source, -1, 0) for source in (x, y, m)))
+
+
+def _mid_node(f: BatchedFactor, g_m: np.ndarray, t_half: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Memristor-NMOS node voltages m (V) for row and column node voltages x, y
+    (V), in their dtype: the smaller root of the KCL at m (`_cell_residuals`,
+    which computes it in place on its hot path); g_m (S) and t_half = T/2 (S)
+    broadcast against x."""
+    half_beta = x.dtype.type(0.5 * f.beta)
+    cc = g_m * x + y * x.dtype.type(f.beta * f.a) - (y * y) * half_beta
+    return cc / (t_half + np.sqrt(t_half * t_half - half_beta * cc))
 
 
 def solve_injections(f: BatchedFactor, rx: np.ndarray, ry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -446,9 +455,7 @@ def cell_deviation(f: BatchedFactor, x: np.ndarray, y: np.ndarray) -> np.ndarray
     (gmin left out), for row and column node voltages x, y (..., R, C) (V),
     in their dtype."""
     dtype = x.dtype
-    beta, a = f.beta, f.a
     g_m, g_cell = f.g_m.astype(dtype), f.g_cell.astype(dtype)
-    t_half = ((f.g_m + beta * a + f.gmin) / 2.0).astype(dtype)
-    cc = g_m * x + y * dtype.type(beta * a) - (y * y) * dtype.type(0.5 * beta)
-    m = cc / (t_half + np.sqrt(t_half * t_half - dtype.type(0.5 * beta) * cc))
+    t_half = ((f.g_m + f.beta * f.a + f.gmin) / 2.0).astype(dtype)
+    m = _mid_node(f, g_m, t_half, x, y)
     return g_m * (x - m) - g_cell * (x - y)
