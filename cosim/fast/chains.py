@@ -64,6 +64,44 @@ def _chain_inverse(h: np.ndarray, w: float) -> tuple[np.ndarray | None, np.ndarr
     return None, None, side, k_diag[:, first] * np.exp(-gap)
 
 
+def _chain_parts(g: np.ndarray, g_wire: float, g_driver: float | None) -> tuple:
+    """(first, free, extra, left, right, side, k) of the row chains of `g`:
+    `first` the first free row node (1 when r_driver = 0 pins node 0), `free`
+    the conductances of the free nodes' cells, `extra` what ties the first
+    free node to its source (driver, or the wire to the pinned node), the
+    rest from `_chain_inverse` of free + extra (S, ohm)."""
+    first = 0 if g_driver is not None else 1
+    free = g[:, first:]
+    extra = np.zeros_like(free)
+    if free.shape[1] > 0:
+        extra[:, 0] = g_driver if g_driver is not None else g_wire
+    left, right, side, k = _chain_inverse(free + extra, g_wire) if free.shape[1] > 0 else (None,) * 4
+    return first, free, extra, left, right, side, k
+
+
+def row_vectors(g: np.ndarray, g_wire: float, g_driver: float | None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The blocks of `_row_blocks` as vectors, without building them: each
+    row's D (C, C) is a_j b_k above the diagonal (j < k; its mirror below)
+    and diag_j on it, so that a sweep can write one row's block where it
+    needs it. Returns (a, b, diag, u) (n, C) (S), or None where a chain's
+    inverse is only available dense (`_chain_inverse`'s overflow case)."""
+    n, cols = g.shape
+    first, free, extra, left, right, side, k = _chain_parts(g, g_wire, g_driver)
+    if free.shape[1] == 0 or k is not None:
+        return None
+    a, b, diag, u = (np.zeros((n, cols)) for _ in range(4))
+    a[:, first:] = -(free * left)  # -(G K G)_jk = a_j b_k for j <= k
+    b[:, first:] = free * right
+    # Diagonal without cancellation: g - g^2 K_jj = g K_jj (1/K_jj - g).
+    diag[:, first:] = free * (left * right) * (extra + side)
+    u[:, first:] = extra[:, :1] * free * (left[:, :1] * right)
+    if first == 1:
+        diag[:, 0] = g[:, 0]
+        u[:, 0] = g[:, 0]
+    return a, b, diag, u
+
+
 def _row_blocks(g: np.ndarray, g_wire: float, g_driver: float | None,
                 upper_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Column-node blocks of rows after their row chains are eliminated.
@@ -82,29 +120,24 @@ def _row_blocks(g: np.ndarray, g_wire: float, g_driver: float | None,
         injected into each column node per volt of the row's input (S).
     """
     n, cols = g.shape
-    first = 0 if g_driver is not None else 1  # first free row node
-    free = g[:, first:]
-    m = free.shape[1]
-    d = (np.empty if upper_only and first == 0 else np.zeros)((n, cols, cols))
+    vectors = row_vectors(g, g_wire, g_driver)
+    if vectors is not None:
+        a, b, diag, u = vectors
+        d = np.empty((n, cols, cols))
+        np.multiply(a[:, :, None], b[:, None, :], out=d)  # valid for j <= k
+        if not upper_only:
+            upper = np.triu(np.ones((cols, cols), dtype=bool))
+            d = np.where(upper, d, d.transpose(0, 2, 1))
+        d[:, np.arange(cols), np.arange(cols)] = diag
+        return d, u
+    first, free, extra, left, right, side, k = _chain_parts(g, g_wire, g_driver)
+    d = np.zeros((n, cols, cols))
     u = np.zeros((n, cols))
-    if m > 0:
-        extra = np.zeros_like(free)
-        extra[:, 0] = g_driver if g_driver is not None else g_wire
-        left, right, side, k = _chain_inverse(free + extra, g_wire)
+    m = free.shape[1]
+    if m > 0:  # the dense chain inverses
         block = d[:, first:, first:]
-        if k is None:
-            a, b = free * left, free * right  # (G K G)_jk = a_j b_k for j <= k
-            upper = np.triu(np.ones((m, m), dtype=bool))
-            if upper_only:
-                np.multiply(a[:, :, None], -b[:, None, :], out=block)  # valid for j <= k
-            else:
-                outer = a[:, :, None] * b[:, None, :]  # valid for j <= k; its transpose below
-                np.negative(np.where(upper, outer, outer.transpose(0, 2, 1)), out=block)
-            k_diag, k_col0 = left * right, left[:, :1] * right
-        else:
-            np.negative(free[:, :, None] * k * free[:, None, :], out=block)
-            k_diag, k_col0 = k[:, np.arange(m), np.arange(m)], k[:, :, 0]
-        # Diagonal without cancellation: g - g^2 K_jj = g K_jj (1/K_jj - g).
+        np.negative(free[:, :, None] * k * free[:, None, :], out=block)
+        k_diag, k_col0 = k[:, np.arange(m), np.arange(m)], k[:, :, 0]
         block[:, np.arange(m), np.arange(m)] = free * k_diag * (extra + side)
         u[:, first:] = extra[:, :1] * free * k_col0
     if first == 1:

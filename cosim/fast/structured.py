@@ -7,7 +7,6 @@ same sweep in torch, for torch devices.
 
 from __future__ import annotations
 
-import functools
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -15,7 +14,8 @@ from typing import Iterator
 import numpy as np
 
 from cosim.core.errors import CosimError
-from cosim.fast.chains import _chain_excess, _row_blocks
+from cosim.fast.chains import _chain_excess, _row_blocks, row_vectors
+from cosim.fast.openblas import cblas, spd_inverse
 
 #: BLAS threads (numpy sweeps) and torch intra-op threads (torch sweep) of the
 #: block sweep unless the caller says otherwise.
@@ -131,87 +131,53 @@ def transfer_structured(g: np.ndarray, r_wire: float, r_driver: float, device: s
         return (torch.mm(previous, y).mul_(w_end)).T.cpu().numpy()
 
 
-@functools.lru_cache(maxsize=1)
-def _lapacke() -> tuple | None:
-    """(dpotrf, dpotri) of LAPACKE in the OpenBLAS numpy ships
-    (numpy.libs/libscipy_openblas64_*.so) through ctypes, or None. ctypes
-    releases the GIL for the call, which scipy's f2py wrappers of the same
-    routines do not: with them, tiles prepared on two threads serialise on
-    their Cholesky factors."""
-    import ctypes
-    import glob
-    import os
-
-    folder = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    found = sorted(glob.glob(os.path.join(folder, "libscipy_openblas64_*.so")))
-    try:
-        lib = ctypes.CDLL(found[0])
-        routines = (lib.scipy_LAPACKE_dpotrf64_, lib.scipy_LAPACKE_dpotri64_)
-    except (IndexError, OSError, AttributeError):
-        return None
-    for routine in routines:
-        routine.restype = ctypes.c_int64
-        routine.argtypes = [ctypes.c_int, ctypes.c_char, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
-    return routines
-
-
-def _spd_inverse(s: np.ndarray, row: int) -> np.ndarray:
-    """Upper triangle of s^{-1} for a symmetric positive definite C-ordered
-    s (C, C) of which only the upper triangle is read (ohm for S); s is
-    overwritten. LAPACK potrf + potri (LAPACKE by ctypes where numpy's
-    OpenBLAS has it, else scipy's wrappers); `row` names the block in errors."""
-    n = s.shape[0]
-    routines = _lapacke()
-    if routines is not None:  # column-major 'L' on a C-ordered array is its upper triangle
-        if routines[0](102, b"L", n, s.ctypes.data, n) != 0:
-            raise CosimError(f"tile matrix is not positive definite at row {row}; check for "
-                             "extreme conductances or use method='splu'")
-        if routines[1](102, b"L", n, s.ctypes.data, n) != 0:
-            raise CosimError(f"tile Schur block {row} could not be inverted (potri)")
-        return s
-    from scipy.linalg import lapack  # only here: importing scipy.linalg costs ~0.1-0.2 s of start-up
-
-    factor, info = lapack.dpotrf(s, lower=0, overwrite_a=1)
-    if info != 0:
-        raise CosimError(f"tile matrix is not positive definite at row {row}; check for "
-                         "extreme conductances or use method='splu'")
-    inverse, info = lapack.dpotri(factor, lower=0, overwrite_c=1)
-    if info != 0:
-        raise CosimError(f"tile Schur block {row} could not be inverted (potri info {info})")
-    return inverse
-
-
-def _schur_sweep_numpy(g: np.ndarray, w: float, g_driver: float | None, w_end: float, mirror: bool = True
+def _schur_sweep_numpy(g: np.ndarray, w: float, g_driver: float | None, w_end: float
                        ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """`_schur_inverses` in numpy and LAPACK: yield (i, S_i^{-1} (C, C) ohm,
-    u_i (C,) S), Cholesky by potrf and its inverse by potri, which fill the
-    upper triangle; `mirror` copies it to the lower (else the lower triangle
-    is not S_i^{-1}: use symmetric products, BLAS symm). Each S_i^{-1} is a
-    new array."""
+    """`_schur_inverses` in numpy and LAPACK, in units of the wire: yield
+    (i, Z_i = w S_i^{-1} (C, C) (1), u_i (C,) (S)).
+
+    With D' = D / w the sweep reads S'_0 = D'_0 + I, S'_i = D'_i + 2 I - Z_{i-1}
+    (no scaling pass), each S'_i written over Z_{i-1} in one buffer: from
+    `chains.row_vectors`, D' is a b^T above the diagonal, so S'_i is
+    a b^T - Z_{i-1} plus a diagonal (CBLAS scal and ger, `openblas.Cblas`); where a
+    chain inverse overflows, the dense blocks of `_row_blocks`, a chunk of
+    rows at a time. potrf + potri fill only the upper triangle of Z_i, and
+    only it is meaningful: multiply with BLAS symm (`openblas.Cblas.upper_times`) or
+    mirror it. Z_i is overwritten when the generator advances: use it first."""
     rows, cols = g.shape
+    g_scaled = g / w
+    d_scaled = None if g_driver is None else g_driver / w
+    vectors = row_vectors(g_scaled, 1.0, d_scaled)
+    blas = cblas()
     step = _rows_per_chunk(cols)
-    scaled = np.empty((cols, cols))
-    lower = np.tri(cols, k=-1, dtype=bool)
-    s_inv = None
-    for start in range(0, rows, step):
-        d_chunk, u_chunk = _row_blocks(g[start:start + step], w, g_driver, upper_only=True)
-        for k in range(d_chunk.shape[0]):
-            i = start + k
-            s = d_chunk[k]
-            diag = s.reshape(-1)[::cols + 1]  # a view of the diagonal
-            if s_inv is None:
-                diag += w
-            else:
-                np.multiply(s_inv, w * w, out=scaled)
-                s -= scaled
-                diag += 2.0 * w
-            if i == rows - 1:
-                diag += w_end - w
-            s_inv = _spd_inverse(s, i)
-            if mirror:  # potri fills the upper triangle; the lower still holds its input
-                s_inv = s_inv.copy()
-                np.copyto(s_inv, s_inv.T, where=lower)
-            yield i, s_inv, u_chunk[k]
+    shift = np.full(rows, 2.0)  # what the column wires add to each row's diagonal
+    shift[0] = 1.0
+    shift[-1] += w_end / w - 1.0
+    z = np.zeros((cols, cols))
+    diagonal = z.reshape(-1)[::cols + 1]  # a view
+    scratch = np.empty(cols * cols // 4 + cols)
+    if vectors is None:  # a chain inverse overflowed: dense blocks
+        for i in range(rows):
+            if i % step == 0:
+                d_chunk, u_chunk = _row_blocks(g_scaled[i:i + step], 1.0, d_scaled, upper_only=True)
+            np.subtract(d_chunk[i % step], z, out=z)
+            diagonal += shift[i]
+            spd_inverse(z, i, scratch)
+            yield i, z, u_chunk[i % step] * w
+        return
+    a_all, b_all, d_diag, u_all = vectors
+    fix = d_diag + shift[:, None] - a_all * b_all  # turns a_j b_j - Z_jj into D'_jj + shift - Z_jj
+    u_all = u_all * w
+    z_at, a_at, b_at, fix_at, row_bytes = z.ctypes.data, a_all.ctypes.data, b_all.ctypes.data, fix.ctypes.data, 8 * cols
+    for i in range(rows):
+        if blas is not None:  # the GIL released
+            blas.negate_plus_outer(z_at, cols, a_at + i * row_bytes, b_at + i * row_bytes)
+            blas.add_to_diagonal(z_at, cols, fix_at + i * row_bytes)
+        else:
+            np.subtract(np.multiply.outer(a_all[i], b_all[i]), z, out=z)
+            diagonal += fix[i]  # the diagonal of S'_0 too: Z_{-1} = 0
+        spd_inverse(z, i, scratch)
+        yield i, z, u_all[i]
 
 
 def schur_inverses(g: np.ndarray, w: float, g_driver: float | None, w_end: float) -> np.ndarray:
@@ -220,8 +186,10 @@ def schur_inverses(g: np.ndarray, w: float, g_driver: float | None, w_end: float
     `chains._row_blocks`), one w of the last row being w_end; numpy and LAPACK."""
     rows, cols = g.shape
     out = np.empty((rows, cols, cols))
-    for i, block, _ in _schur_sweep_numpy(g, w, g_driver, w_end):
-        out[i] = block
+    lower = np.tri(cols, k=-1, dtype=bool)
+    for i, z, _ in _schur_sweep_numpy(g, w, g_driver, w_end):
+        np.multiply(z, 1.0 / w, out=out[i])  # before the sweep overwrites z
+        np.copyto(out[i], out[i].T, where=lower)  # potri filled the upper triangle
     return out
 
 
@@ -229,24 +197,39 @@ def transfer_structured_numpy(g: np.ndarray, r_wire: float, r_driver: float, r_t
                               threads: int | None = SWEEP_THREADS) -> np.ndarray:
     """`transfer_structured` in numpy and LAPACK (no torch: what `transfer_matrix`
     uses on the CPU), the BLAS on `threads` threads meanwhile
-    (`blas_threads`). T (R, C) (S), current = v @ T."""
+    (`blas_threads`). T (R, C) (S), current = v @ T.
+
+    In the sweep's units (`_schur_sweep_numpy`) the right-hand sides ride
+    along: row i's injection u_i enters as column i of Y, then
+    Y[:, :i+1] = Z_i Y[:, :i+1], with w_end / w in the last row, which
+    leaves T^T; the products are BLAS symm on Z's upper triangle (numpy
+    matmul on a mirrored copy where ctypes finds no CBLAS)."""
     rows, cols = g.shape
     w = 1.0 / r_wire
     w_end = 1.0 / (r_wire + r_tia_in)
     g_driver = None if r_driver == 0 else 1.0 / r_driver
+    blas = cblas()
+    lower = np.tri(cols, k=-1, dtype=bool)
     y = np.zeros((cols, rows))  # a column per input
-    work = np.empty((cols, rows))
-    previous = None
+    work = np.zeros((cols, rows))
+    y_at, work_at = y.ctypes.data, work.ctypes.data
     with blas_threads(threads):
-        for i, s_inv, u in _schur_sweep_numpy(g, w, g_driver, w_end):
-            if previous is not None:  # y[:, :i] = w S_{i-1}^{-1} y[:, :i] (numpy's matmul frees the GIL)
-                np.matmul(previous, y[:, :i], out=work[:, :i])
-                np.multiply(work[:, :i], w, out=y[:, :i])
-            y[:, i] = u
-            previous = s_inv
-        np.matmul(previous, y, out=work)
-    work *= w_end
-    return np.ascontiguousarray(work.T)
+        for i, z, u in _schur_sweep_numpy(g, w, g_driver, w_end):
+            alpha = w_end / w if i == rows - 1 else 1.0
+            if blas is not None:  # the GIL released
+                blas.put_column(y_at, rows, i, u.ctypes.data, cols)
+                blas.upper_times(z.ctypes.data, cols, y_at, rows, i + 1, work_at, alpha)
+            else:
+                y[:, i] = u
+                full = z.copy()
+                np.copyto(full, full.T, where=lower)
+                np.matmul(full, y[:, :i + 1], out=work[:, :i + 1])
+                work[:, :i + 1] *= alpha
+            y, work, y_at, work_at = work, y, work_at, y_at
+    if not np.isfinite(y).all():
+        raise CosimError("the tile's transfer matrix is not finite: check its conductances and resistances "
+                         "for NaN, infinite or extreme values")
+    return np.ascontiguousarray(y.T)
 
 
 def transfer_no_wires(g: np.ndarray, r_driver: float) -> np.ndarray:
