@@ -16,6 +16,7 @@ import numpy as np
 from cosim.core.errors import CosimError
 
 
+@functools.lru_cache(maxsize=1)
 def _openblas():
     """numpy's bundled OpenBLAS (numpy.libs/libscipy_openblas64_*.so) by
     ctypes, or None."""
