@@ -4,6 +4,8 @@ float model's state_dict, and `cosim evaluate` reports accuracies."""
 
 from __future__ import annotations
 
+import time
+
 import h5py
 import numpy as np
 import pytest
@@ -259,6 +261,53 @@ def test_parallel_preparation_equals_one_thread():
     x = torch.rand(2, 3, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(one(x), two(x), rtol=0, atol=0)
+
+
+def test_matrices_prepared_on_one_pool_are_reused_and_share_the_wall_time(monkeypatch):
+    """convert maps every matrix while earlier tiles are prepared (`map_many`):
+    each bank's prepare_s is its share of that wall time; unchanged weights
+    prepare nothing again, a changed matrix only itself."""
+    model = cnn()
+    start = time.perf_counter()
+    twin = cosim.convert(model, tile=16, preset="seed001_mlp", workers=2)
+    wall = time.perf_counter() - start
+    cache = tile_cache(twin)
+    assert len(cache.banks) >= 2 and all(bank.prepare_s > 0 for bank in cache.banks.values())
+    assert cache.prepare_s <= wall
+    calls = cache.prepare_calls
+    matrices = [(label, bank.weight) for label, bank in cache.banks.items()]
+    cache.map_many(matrices)
+    assert cache.prepare_calls == calls
+    first, weight = matrices[0]
+    tiles = sum(len(g.tiles) for g in cache.banks[first].groups)
+    cache.map_many([(first, weight * 0.5)] + matrices[1:])
+    assert cache.prepare_calls == calls + tiles
+
+
+def test_a_tile_that_fails_to_prepare_leaves_no_half_programmed_matrix(monkeypatch):
+    """A failure on a pool thread reaches the caller as its own error, and none
+    of that call's matrices is left programmed."""
+    from cosim.core.errors import CosimError
+    from cosim.twin import tilecache
+
+    real, seen = tilecache._prepare_tile, []
+
+    def failing(spec, calibration, nonlinear):
+        seen.append(spec)
+        if len(seen) == 3:
+            raise CosimError("tile matrix is not positive definite at row 4")
+        return real(spec, calibration, nonlinear)
+
+    monkeypatch.setattr(tilecache, "_prepare_tile", failing)
+    with pytest.raises(CosimError, match="not positive definite at row 4"):
+        cosim.convert(cnn(), tile=16, preset="seed001_mlp", workers=2)
+    twin = cosim.convert(cnn(), tile=16, preset="seed001_mlp", workers=2, prepare=False)
+    cache = tile_cache(twin)
+    seen.clear()
+    with pytest.raises(CosimError, match="not positive definite"):
+        cache.map_many([("a", np.ones((4, 20))), ("b", np.ones((4, 20)))])  # 2 tiles each: b's first fails
+    assert len(seen) >= 3
+    assert cache.banks == {} and not any(r.layer in ("a", "b") for r in cache.records.values())
 
 
 @pytest.mark.parametrize("batch_first", [True, False])

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -169,8 +170,8 @@ def convert(model: nn.Module, preset: str | Preset = DEFAULT_PRESET, tile: int =
             linear path then has ~2 % instead of ~10 % error at 64x64, see
             docs/validation.md), spice ('ngspice' |
             'vacask'), spice_timeout_s (s), seed, workers (threads that
-            prepare the fast tiles of each matrix in parallel; default: the
-            CPU count), compensate ('none' | 'irdrop': program each tile so
+            prepare the fast tiles of all matrices, the next matrix mapped
+            meanwhile, `TileCache.map_many`; default: the CPU count), compensate ('none' | 'irdrop': program each tile so
             that its exact fast-solver transfer matches the weights,
             `cosim.run.compensation`; the residual of every tile is in
             `tile_cache(twin).records[name].compensation`).
@@ -212,33 +213,31 @@ def convert(model: nn.Module, preset: str | Preset = DEFAULT_PRESET, tile: int =
     cache = TileCache(hardware, sim_options, nonlinear, calibration, precision)
     twin = _replace(copy.deepcopy(model), cache, "")
     twin.eval()
-    if prepare:
-        for module in twin.modules():
-            if isinstance(module, (AnalogLinear, AnalogConv2d, AnalogGRU)):
-                _program(module)
+    if prepare:  # every matrix on one pool of workers: the next is mapped while tiles are prepared
+        analog = (AnalogLinear, AnalogConv2d, AnalogGRU)
+        cache.map_many([matrix for module in twin.modules() if isinstance(module, analog)
+                        for matrix in _matrices(module)])
         if example_input is not None:
             with torch.no_grad():
                 twin(example_input)
     return twin
 
 
-def _program(module: nn.Module) -> None:
-    """Map and prepare the tiles of a layer now (labels as Simulation.linear/conv2d/gru use them)."""
+def _matrices(module: nn.Module) -> list[tuple[str, np.ndarray]]:
+    """(label, weight) of every matrix a layer programs (labels as
+    Simulation.linear/conv2d/gru use them)."""
     if isinstance(module, nn.GRU):
-        for k in range(module.num_layers):
-            for part in ("ih", "hh"):
-                weight = getattr(module, f"weight_{part}_l{k}").detach().double().cpu().numpy()
-                module.cosim.map(f"{module.cosim_label}.{part}_l{k}", weight)
-        return
+        return [(f"{module.cosim_label}.{part}_l{k}",
+                 getattr(module, f"weight_{part}_l{k}").detach().double().cpu().numpy())
+                for k in range(module.num_layers) for part in ("ih", "hh")]
     if isinstance(module, nn.Conv2d):
         per_group = module.out_channels // module.groups
         labels = [module.cosim_label if module.groups == 1 else f"{module.cosim_label}.g{gi}"
                   for gi in range(module.groups)]
         weight = module.cosim.array_weight(module, labels)  # as Simulation.conv2d programs it
-        for gi, label in enumerate(labels):
-            module.cosim.map(label, weight[gi * per_group:(gi + 1) * per_group].reshape(per_group, -1))
-    else:
-        module.cosim.map(module.cosim_label, module.cosim.array_weight(module, [module.cosim_label]))
+        return [(label, weight[gi * per_group:(gi + 1) * per_group].reshape(per_group, -1))
+                for gi, label in enumerate(labels)]
+    return [(module.cosim_label, module.cosim.array_weight(module, [module.cosim_label]))]
 
 
 def tile_cache(twin: nn.Module) -> TileCache:

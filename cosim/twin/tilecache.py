@@ -46,7 +46,8 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -109,7 +110,8 @@ class TileCache:
     load_state_dict); `prepare_calls` counts fast-solver preparations.
     `precision` ('float32' or 'float64') is the arithmetic of the prepared
     forward pass (see the module docstring); `options.workers` > 1 prepares
-    the fast tiles of a matrix on that many threads.
+    fast tiles on that many threads (`map_many`: all of a model's matrices on
+    one pool).
     """
 
     def __init__(self, preset: Preset, options: SimOptions, nonlinear: str = "linear",
@@ -120,7 +122,6 @@ class TileCache:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.nonlinear = nonlinear
         self.corrected_budget = CorrectedBudget()
-        self._matrix_nonlinear = nonlinear  # of the matrix being prepared: 'linear' beyond the budget
         self.precision = precision
         self.dtype = PRECISIONS[precision]
         self.calibration = calibration if calibration is not None else options.calibration
@@ -173,75 +174,105 @@ class TileCache:
 
     def map(self, label: str, weight: np.ndarray) -> MappedMatrix:
         """The conductance pairs of `label`, mapped and its tiles prepared once per weight matrix."""
+        if self._programmed(label, weight) is None:
+            self.map_many([(label, weight)])
+        return self.banks[label].mapped
+
+    def map_many(self, matrices: list[tuple[str, np.ndarray]]) -> None:
+        """Map and prepare the matrices (label, weight) not yet programmed with
+        those weights, in order, the fast tiles of all of them on one pool of
+        `options.workers` threads, so that later matrices are mapped while
+        earlier tiles are prepared (what `cosim.convert` does for a model).
+        Each bank's prepare_s is its share of the wall time, in proportion to
+        its mapping and tile seconds.
+
+        The pool's threads run the block sweep's C x C work, which releases
+        the GIL: 1.9x on 2 cores, against 1.5x for a forkserver process pool
+        that pays its start-up and pickling (fork deadlocks on BLAS threads
+        here). torch's process-wide thread count is SWEEP_THREADS meanwhile
+        (`fast.torch_threads`) and the caller's after; so is the BLAS's of the
+        numpy sweeps (`fast.structured.blas_threads`)."""
+        todo = {label: weight for label, weight in matrices if self._programmed(label, weight) is None}
+        if not todo:
+            return
+        start = time.perf_counter()
+        workers = self.options.workers
+        with torch_threads(SWEEP_THREADS), blas_threads(SWEEP_THREADS), \
+                ThreadPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+            try:
+                planned = [self._plan(label, weight, pool) for label, weight in todo.items()]
+                built = [self._finish(*plan) for plan in planned]
+            except BaseException:  # no matrix of this call is left half programmed
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                for name in [n for n, r in self.records.items() if r.layer in todo]:
+                    del self.records[name]
+                raise
+        wall = time.perf_counter() - start
+        total = sum(work for _, _, work in built) or 1.0
+        for (label, weight), (mapped, groups, work) in zip(todo.items(), built):
+            self.banks[label] = TileBank(np.array(weight, copy=True), mapped, groups, wall * work / total,
+                                         stacked=_stack(groups))
+
+    def _programmed(self, label: str, weight: np.ndarray) -> TileBank | None:
+        """The bank of `label` if it holds exactly `weight`."""
         bank = self.banks.get(label)
         if bank is not None and bank.weight.shape == weight.shape and np.array_equal(bank.weight, weight):
-            return bank.mapped
-        mapped = self.simulation.map(label, weight)
-        start = time.perf_counter()
-        groups = self._prepare(label, mapped)
-        stacked = _stack(groups)
-        self.banks[label] = TileBank(np.array(weight, copy=True), mapped, groups, time.perf_counter() - start,
-                                     stacked=stacked)
-        return mapped
+            return bank
+        return None
 
     @property
     def prepare_s(self) -> float:
         """Total preparation wall time of all matrices (s)."""
         return sum(bank.prepare_s for bank in self.banks.values())
 
-    def _prepare(self, label: str, mapped: MappedMatrix) -> list[RowGroup]:
+    def _plan(self, label: str, weight: np.ndarray, pool: ThreadPoolExecutor | None) -> tuple:
+        """Map `label` and start its tiles: (label, mapped, entries (tile,
+        spec, engine), their (solver, s) or futures of it on `pool`, seconds
+        spent here). Fast tiles go to the pool; the rest are solved now."""
+        start = time.perf_counter()
+        mapped = self.simulation.map(label, weight)
         for name in [n for n, r in self.records.items() if r.layer == label]:
             del self.records[name]
+        entries = [(p.slice, p.spec, p.engine) for p in self.simulation.plan_matrix(label, mapped)]
+        nonlinear = self.corrected_budget.mode_for(label, self.nonlinear, [e[1] for e in entries if e[2] == "fast"])
+        results = []
+        for _, spec, engine in entries:
+            if engine == "fast" and pool is not None:
+                results.append(pool.submit(_prepare_tile, spec, self.calibration, nonlinear))
+            else:
+                results.append(self._solve_now(spec, engine, nonlinear))
+        return label, mapped, entries, results, time.perf_counter() - start
+
+    def _finish(self, label: str, mapped: MappedMatrix, entries: list, results: list, plan_s: float
+                ) -> tuple[MappedMatrix, list[RowGroup], float]:
+        """Wait for `label`'s tiles, record them and group them by row of
+        tiles: (mapped, row groups, seconds of work in all)."""
         groups: dict[int, RowGroup] = {}
-        entries = []
-        for planned in self.simulation.plan_matrix(label, mapped):
-            tile, spec = planned.slice, planned.spec
+        work = plan_s
+        for (tile, spec, engine), result in zip(entries, results):
+            solver, wall_s = result.result() if isinstance(result, Future) else result
+            work += wall_s
+            if engine == "fast":
+                self.prepare_calls += 1
             group = groups.setdefault(tile.row_start, RowGroup(slice(tile.row_start, tile.row_stop), [], []))
             group.tiles.append(tile)
             group.specs.append(spec)
-            entries.append((group, tile, spec, planned.engine))
-        self._matrix_nonlinear = self.corrected_budget.mode_for(label, self.nonlinear,
-                                                                [e[2] for e in entries if e[3] == "fast"])
-        parallel = [e for e in entries if e[3] == "fast"] if self.options.workers > 1 else []
-        solved = self._prepare_parallel([e[2] for e in parallel]) if len(parallel) > 1 else []
-        done = {id(e[2]): result for e, result in zip(parallel, solved)}
-        self.prepare_calls += len(solved)
-        for group, tile, spec, engine in entries:
-            start = time.perf_counter()
-            if id(spec) in done:
-                solver, wall_s = done[id(spec)]
-            else:
-                solver = self._solver(spec, engine)
-                wall_s = time.perf_counter() - start
             group.solvers.append(solver)
             self.records[tile.name] = TileRecord(tile.name, label, engine, tile, *deinterleave(spec.conductance),
                                                  spec, wall_s=wall_s,
                                                  compensation=self.simulation.compensation.get(tile.name))
         for group in groups.values():
             _concatenate(group, self.dtype)
-        return list(groups.values())
+        return mapped, list(groups.values()), work
 
-    def _prepare_parallel(self, specs: list[TileSpec]) -> list[tuple[TileSolver, float]]:
-        """(solver, preparation s) of fast tiles, prepared on `options.workers`
-        threads, torch on one thread each (the block sweep's C x C work
-        releases the GIL: 1.9x on 2 cores, against 1.5x for a forkserver
-        process pool that pays its start-up and pickling; fork deadlocks on
-        BLAS threads here). torch's process-wide thread count is SWEEP_THREADS
-        while the pool runs (`fast.torch_threads`) and the caller's after; so
-        is the BLAS's of the numpy sweeps (`fast.structured.blas_threads`)."""
-        with torch_threads(SWEEP_THREADS), blas_threads(SWEEP_THREADS):  # set once, before the workers start
-            with ThreadPoolExecutor(self.options.workers) as pool:
-                return list(pool.map(lambda spec: _prepare_tile(spec, self.calibration, self._matrix_nonlinear),
-                                     specs))
-
-    def _solver(self, spec: TileSpec, engine: str) -> TileSolver:
-        """How `spec` is solved on `engine` ('ideal', 'spice' or 'fast': prepared now)."""
-        if engine == "ideal":
-            return MatrixSolver("ideal", spec.conductance)
-        if engine == "spice":
-            return SpiceSolver()
-        self.prepare_calls += 1
-        return _solver_of(fast.prepare(spec, calibration=self.calibration, nonlinear=self._matrix_nonlinear))
+    def _solve_now(self, spec: TileSpec, engine: str, nonlinear: str) -> tuple[TileSolver, float]:
+        """(solver, s) of `spec` on `engine` ('ideal', 'spice' or 'fast': prepared now)."""
+        if engine == "fast":
+            return _prepare_tile(spec, self.calibration, nonlinear)
+        start = time.perf_counter()
+        solver = MatrixSolver("ideal", spec.conductance) if engine == "ideal" else SpiceSolver()
+        return solver, time.perf_counter() - start
 
     def matmul(self, label: str, mapped: MappedMatrix, x: np.ndarray, x_max: float | None = None,
                recurrent: bool = False) -> np.ndarray:
