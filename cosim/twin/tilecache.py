@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 
@@ -200,8 +201,7 @@ class TileCache:
         with torch_threads(SWEEP_THREADS), blas_threads(SWEEP_THREADS), \
                 ThreadPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
             try:
-                planned = [self._plan(label, weight, pool) for label, weight in todo.items()]
-                built = [self._finish(*plan) for plan in planned]
+                built = self._plan_and_finish(todo, pool)
             except BaseException:  # no matrix of this call is left half programmed
                 if pool is not None:
                     pool.shutdown(wait=True, cancel_futures=True)
@@ -209,10 +209,27 @@ class TileCache:
                     del self.records[name]
                 raise
         wall = time.perf_counter() - start
-        total = sum(work for _, _, work in built) or 1.0
-        for (label, weight), (mapped, groups, work) in zip(todo.items(), built):
+        total = sum(work for _, _, work in built.values()) or 1.0
+        for label, weight in todo.items():
+            mapped, groups, work = built[label]
             self.banks[label] = TileBank(np.array(weight, copy=True), mapped, groups, wall * work / total,
                                          stacked=_stack(groups))
+
+    def _plan_and_finish(self, todo: dict[str, np.ndarray], pool: ThreadPoolExecutor | None) -> dict[str, tuple]:
+        """`_plan` every matrix in order, `_finish` each (in order) as soon as
+        its tiles are done, so that its per-tile matrices are freed once
+        concatenated: label -> (mapped, row groups, seconds of work)."""
+        pending: deque = deque()
+        built = {}
+        for label, weight in todo.items():
+            pending.append(self._plan(label, weight, pool))
+            while pending and all(not isinstance(r, Future) or r.done() for r in pending[0][3]):
+                plan = pending.popleft()
+                built[plan[0]] = self._finish(*plan)
+        while pending:
+            plan = pending.popleft()
+            built[plan[0]] = self._finish(*plan)
+        return built
 
     def _programmed(self, label: str, weight: np.ndarray) -> TileBank | None:
         """The bank of `label` if it holds exactly `weight`."""
