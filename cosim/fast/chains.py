@@ -31,8 +31,8 @@ def _chain_excess(h: np.ndarray, w: float) -> tuple[np.ndarray, np.ndarray]:
     return phi, psi
 
 
-def _chain_inverse(h: np.ndarray, w: float) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray,
-                                                    np.ndarray | None]:
+def _chain_inverse(h: np.ndarray, w: float, dense: bool = True
+                   ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Inverses K of the tridiagonal chains of `_chain_excess` (h: (n, m)).
 
     K is semiseparable: ``K_jk = K_jj * prod_{l=j+1..k} w / (psi_l + w)``
@@ -44,7 +44,9 @@ def _chain_inverse(h: np.ndarray, w: float) -> tuple[np.ndarray | None, np.ndarr
         (very long, strongly damped chains); side (n, m) = 1/K_jj - h_j,
         what the chain adds to node j's own conductance (S); and the dense
         K (n, m, m) only in the overflow case (from e^{-|lam_j - lam_k|},
-        which underflows to 0 instead).
+        which underflows to 0 instead), and only when `dense` (else None:
+        a caller that only wants the two-exponential form is told it
+        overflows without paying n m^2 for K).
     """
     n, m = h.shape
     phi, psi = _chain_excess(h, w)
@@ -59,23 +61,25 @@ def _chain_inverse(h: np.ndarray, w: float) -> tuple[np.ndarray | None, np.ndarr
     lam = np.cumsum(log_step, axis=1)  # <= 0, decreasing along the chain
     if -lam[:, -1].min() < _LOG_SAFE:
         return k_diag * np.exp(-lam), np.exp(lam), side, None
+    if not dense:
+        return None, None, side, None
     gap = np.abs(lam[:, :, None] - lam[:, None, :])
     first = np.minimum.outer(np.arange(m), np.arange(m))
     return None, None, side, k_diag[:, first] * np.exp(-gap)
 
 
-def _chain_parts(g: np.ndarray, g_wire: float, g_driver: float | None) -> tuple:
+def _chain_parts(g: np.ndarray, g_wire: float, g_driver: float | None, dense: bool = True) -> tuple:
     """(first, free, extra, left, right, side, k) of the row chains of `g`:
     `first` the first free row node (1 when r_driver = 0 pins node 0), `free`
     the conductances of the free nodes' cells, `extra` what ties the first
     free node to its source (driver, or the wire to the pinned node), the
-    rest from `_chain_inverse` of free + extra (S, ohm)."""
+    rest from `_chain_inverse` of free + extra (S, ohm; `dense` passed on)."""
     first = 0 if g_driver is not None else 1
     free = g[:, first:]
     extra = np.zeros_like(free)
     if free.shape[1] > 0:
         extra[:, 0] = g_driver if g_driver is not None else g_wire
-    left, right, side, k = _chain_inverse(free + extra, g_wire) if free.shape[1] > 0 else (None,) * 4
+    left, right, side, k = _chain_inverse(free + extra, g_wire, dense) if free.shape[1] > 0 else (None,) * 4
     return first, free, extra, left, right, side, k
 
 
@@ -86,11 +90,14 @@ def row_vectors(g: np.ndarray, g_wire: float, g_driver: float | None
     and diag_j on it, so that a sweep can write one row's block where it
     needs it. Returns (a, b, diag, u) (n, C) (S), or None where a chain's
     inverse is only available dense (`_chain_inverse`'s overflow case)."""
-    n, cols = g.shape
-    first, free, extra, left, right, side, k = _chain_parts(g, g_wire, g_driver)
-    if free.shape[1] == 0 or k is not None:
-        return None
-    a, b, diag, u = (np.zeros((n, cols)) for _ in range(4))
+    parts = _chain_parts(g, g_wire, g_driver, dense=False)
+    return None if parts[3] is None else _vectors(g, parts)
+
+
+def _vectors(g: np.ndarray, parts: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`row_vectors` from `_chain_parts` whose chains have their two-exponential form."""
+    first, free, extra, left, right, side, _ = parts
+    a, b, diag, u = (np.zeros(g.shape) for _ in range(4))
     a[:, first:] = -(free * left)  # -(G K G)_jk = a_j b_k for j <= k
     b[:, first:] = free * right
     # Diagonal without cancellation: g - g^2 K_jj = g K_jj (1/K_jj - g).
@@ -120,9 +127,10 @@ def _row_blocks(g: np.ndarray, g_wire: float, g_driver: float | None,
         injected into each column node per volt of the row's input (S).
     """
     n, cols = g.shape
-    vectors = row_vectors(g, g_wire, g_driver)
-    if vectors is not None:
-        a, b, diag, u = vectors
+    parts = _chain_parts(g, g_wire, g_driver)
+    first, free, extra, left, right, side, k = parts
+    if left is not None:  # the two-exponential form: D is a b^T above the diagonal
+        a, b, diag, u = _vectors(g, parts)
         d = np.empty((n, cols, cols))
         np.multiply(a[:, :, None], b[:, None, :], out=d)  # valid for j <= k
         if not upper_only:
@@ -130,7 +138,6 @@ def _row_blocks(g: np.ndarray, g_wire: float, g_driver: float | None,
             d = np.where(upper, d, d.transpose(0, 2, 1))
         d[:, np.arange(cols), np.arange(cols)] = diag
         return d, u
-    first, free, extra, left, right, side, k = _chain_parts(g, g_wire, g_driver)
     d = np.zeros((n, cols, cols))
     u = np.zeros((n, cols))
     m = free.shape[1]
