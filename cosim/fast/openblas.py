@@ -123,14 +123,13 @@ def spd_inverse(s: np.ndarray, row: int, scratch: np.ndarray | None = None) -> n
     s (C, C) of which only the upper triangle is read (ohm for S); s is
     overwritten. LAPACK potrf + potri (LAPACKE by ctypes where numpy's
     OpenBLAS has it, else scipy's wrappers), from SPLIT_INVERSE_MIN up by
-    halves (`_split_inverse`, `scratch` at least C^2 / 4 float64 or None);
-    `row` names the block in errors."""
+    halves (`_split_inverse`, `scratch` from `inverse_scratch(C)`, or None
+    for a new one); `row` names the block in errors."""
     n = s.shape[0]
     routines, blas = _lapacke(), cblas()
     if routines is not None:
         if blas is not None and n >= SPLIT_INVERSE_MIN:
-            if scratch is None:
-                scratch = np.empty((n // 2) * (n - n // 2))
+            scratch = inverse_scratch(n) if scratch is None else scratch
             _split_inverse(routines, blas, s.ctypes.data, n, scratch.ctypes.data, row)
         else:
             _potrf_potri(routines, s.ctypes.data, n, n, row)
@@ -146,6 +145,12 @@ def spd_inverse(s: np.ndarray, row: int, scratch: np.ndarray | None = None) -> n
         raise CosimError(f"tile Schur block {row} could not be inverted (potri info {info})")
     np.copyto(s, inverse)  # f2py worked on a Fortran copy of s
     return s
+
+
+def inverse_scratch(n: int) -> np.ndarray:
+    """Work array of `spd_inverse` for n x n blocks (X = A^{-1} B of the halves),
+    to reuse across a sweep."""
+    return np.empty((n // 2) * (n - n // 2))
 
 
 def _potrf_potri(routines: tuple, address: int, n: int, ld: int, row: int) -> None:

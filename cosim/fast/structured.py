@@ -15,7 +15,7 @@ import numpy as np
 
 from cosim.core.errors import CosimError
 from cosim.fast.chains import _chain_excess, _row_blocks, row_vectors
-from cosim.fast.openblas import cblas, spd_inverse
+from cosim.fast.openblas import cblas, inverse_scratch, spd_inverse
 
 #: BLAS threads (numpy sweeps) and torch intra-op threads (torch sweep) of the
 #: block sweep unless the caller says otherwise.
@@ -155,7 +155,7 @@ def _schur_sweep_numpy(g: np.ndarray, w: float, g_driver: float | None, w_end: f
     shift[-1] += w_end / w - 1.0
     z = np.zeros((cols, cols))
     diagonal = z.reshape(-1)[::cols + 1]  # a view
-    scratch = np.empty(cols * cols // 4 + cols)
+    scratch = inverse_scratch(cols)
     if vectors is None:  # a chain inverse overflowed: dense blocks
         for i in range(rows):
             if i % step == 0:
