@@ -49,6 +49,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -98,6 +99,18 @@ COLUMNS_MIN = 256
 
 
 
+
+
+class _Plan(NamedTuple):
+    """A matrix being prepared by `TileCache.map_many`: its label, mapping,
+    tiles (tile, spec, engine), each tile's (solver, s) or a future of it,
+    and the seconds its mapping and planning took."""
+
+    label: str
+    mapped: MappedMatrix
+    entries: list[tuple]
+    results: list
+    seconds: float
 
 
 class TileCache:
@@ -219,16 +232,16 @@ class TileCache:
         """`_plan` every matrix in order, `_finish` each (in order) as soon as
         its tiles are done, so that its per-tile matrices are freed once
         concatenated: label -> (mapped, row groups, seconds of work)."""
-        pending: deque = deque()
+        pending: deque[_Plan] = deque()
         built = {}
         for label, weight in todo.items():
             pending.append(self._plan(label, weight, pool))
-            while pending and all(not isinstance(r, Future) or r.done() for r in pending[0][3]):
+            while pending and all(not isinstance(r, Future) or r.done() for r in pending[0].results):
                 plan = pending.popleft()
-                built[plan[0]] = self._finish(*plan)
+                built[plan.label] = self._finish(plan)
         while pending:
             plan = pending.popleft()
-            built[plan[0]] = self._finish(*plan)
+            built[plan.label] = self._finish(plan)
         return built
 
     def _programmed(self, label: str, weight: np.ndarray) -> TileBank | None:
@@ -243,10 +256,9 @@ class TileCache:
         """Total preparation wall time of all matrices (s)."""
         return sum(bank.prepare_s for bank in self.banks.values())
 
-    def _plan(self, label: str, weight: np.ndarray, pool: ThreadPoolExecutor | None) -> tuple:
-        """Map `label` and start its tiles: (label, mapped, entries (tile,
-        spec, engine), their (solver, s) or futures of it on `pool`, seconds
-        spent here). Fast tiles go to the pool; the rest are solved now."""
+    def _plan(self, label: str, weight: np.ndarray, pool: ThreadPoolExecutor | None) -> _Plan:
+        """Map `label` and start its tiles (`_Plan`): fast tiles go to the
+        pool; the rest are solved now."""
         start = time.perf_counter()
         mapped = self.simulation.map(label, weight)
         for name in [n for n, r in self.records.items() if r.layer == label]:
@@ -259,15 +271,15 @@ class TileCache:
                 results.append(pool.submit(_prepare_tile, spec, self.calibration, nonlinear))
             else:
                 results.append(self._solve_now(spec, engine, nonlinear))
-        return label, mapped, entries, results, time.perf_counter() - start
+        return _Plan(label, mapped, entries, results, time.perf_counter() - start)
 
-    def _finish(self, label: str, mapped: MappedMatrix, entries: list, results: list, plan_s: float
-                ) -> tuple[MappedMatrix, list[RowGroup], float]:
-        """Wait for `label`'s tiles, record them and group them by row of
-        tiles: (mapped, row groups, seconds of work in all)."""
+    def _finish(self, plan: _Plan) -> tuple[MappedMatrix, list[RowGroup], float]:
+        """Wait for a planned matrix's tiles, record them and group them by
+        row of tiles: (mapped, row groups, seconds of work in all)."""
+        label = plan.label
         groups: dict[int, RowGroup] = {}
-        work = plan_s
-        for (tile, spec, engine), result in zip(entries, results):
+        work = plan.seconds
+        for (tile, spec, engine), result in zip(plan.entries, plan.results):
             solver, wall_s = result.result() if isinstance(result, Future) else result
             work += wall_s
             if engine == "fast":
@@ -281,7 +293,7 @@ class TileCache:
                                                  compensation=self.simulation.compensation.get(tile.name))
         for group in groups.values():
             _concatenate(group, self.dtype)
-        return mapped, list(groups.values()), work
+        return plan.mapped, list(groups.values()), work
 
     def _solve_now(self, spec: TileSpec, engine: str, nonlinear: str) -> tuple[TileSolver, float]:
         """(solver, s) of `spec` on `engine` ('ideal', 'spice' or 'fast': prepared now)."""
