@@ -25,6 +25,7 @@ import numpy as np
 
 from cosim.fast.batched_newton import BatchedFactor, batched_nodes, cell_deviation, solve_injections
 from cosim.fast.newton import NEWTON_VTOL
+from fast_solver import best_time
 
 #: Finite-difference step of the cell law's derivatives (V).
 STEP = 1e-4
@@ -174,13 +175,5 @@ def evaluation_cost(n: int, rank: int, batch: int = 1000, degree: int = 7, seed:
         out += factors[:, :half].sum(axis=1) - factors[:, half:].sum(axis=1) + left.sum(axis=1)
         return out
 
-    def best(fn, repeat: int = 20) -> float:
-        times = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    form_s, ideal_s = best(evaluate), best(lambda: v @ g)
+    form_s, ideal_s = best_time(evaluate, 20), best_time(lambda: v @ g, 20)
     return {"n": n, "rank": rank, "batch": batch, "form_s": form_s, "ideal_s": ideal_s, "ratio": form_s / ideal_s}
