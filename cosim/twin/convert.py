@@ -171,7 +171,8 @@ def convert(model: nn.Module, preset: str | Preset = DEFAULT_PRESET, tile: int =
             docs/validation.md), spice ('ngspice' |
             'vacask'), spice_timeout_s (s), seed, workers (threads that
             prepare the fast tiles of all matrices, the next matrix mapped
-            meanwhile, `TileCache.map_many`; default: the CPU count), compensate ('none' | 'irdrop': program each tile so
+            meanwhile, `TileCache.map_many`; default: the CPU count),
+            compensate ('none' | 'irdrop': program each tile so
             that its exact fast-solver transfer matches the weights,
             `cosim.run.compensation`; the residual of every tile is in
             `tile_cache(twin).records[name].compensation`).
